@@ -1,0 +1,153 @@
+"""PostgreSQL: binary COPY both ways through the ADBC driver, straight between the wire and Arrow.
+
+Measured on the 1M-row ``events`` table (13 columns) on the 2-core machine, one stream each way:
+ADBC ``COPY ... TO STDOUT (FORMAT binary)`` -> Arrow -> ADBC ingest (binary ``COPY FROM STDIN``)
+took 2.8 s against 3.6 s for ``psql COPY binary | psql COPY binary``; the SQLAlchemy/psycopg row
+path took 29 s. psycopg 3's binary COPY still builds a Python tuple per row, so ADBC it is.
+The catalog and DDL stay on SQLAlchemy + psycopg.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+
+from runner.connectors.base import (
+    Capabilities,
+    Statement,
+    WriteResult,
+    map_driver_errors,
+    require_driver,
+)
+from runner.connectors.sql import SqlConnector
+
+# PostgreSQL has no unsigned or 1-byte integers: write them into the wider column they map to
+_WIDER = {
+    pa.int8(): pa.int16(),
+    pa.uint8(): pa.int16(),
+    pa.uint16(): pa.int32(),
+    pa.uint32(): pa.int64(),
+    pa.uint64(): pa.decimal128(20, 0),
+}
+
+
+def _numbered(sql: str) -> str:
+    """``%s`` placeholders -> PostgreSQL's ``$1, $2, ...`` (``%%`` is a literal percent)."""
+    counter = iter(range(1, 1 << 16))
+    return re.sub(r"%%|%s", lambda m: "%" if m.group() == "%%" else f"${next(counter)}", sql)
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """ADBC's Arrow types -> the plan's: numeric arrives as text in an opaque extension type,
+    json as Arrow's JSON extension; both are cast from their storage."""
+    arrays = []
+    for column, field in zip(batch.columns, schema, strict=True):
+        if isinstance(column.type, pa.BaseExtensionType):
+            column = column.storage
+        if not column.type.equals(field.type):
+            column = column.cast(field.type)
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
+    dialect = "postgres"
+    extra = "postgres"
+    driver = "postgresql+psycopg"
+    driver_module = "psycopg"
+    capabilities = Capabilities(max_identifier_length=63, transactional_ddl=True)
+    engine_options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "connect_args": {"connect_timeout": 10},
+    }
+
+    def _adbc(self) -> Any:
+        require_driver("adbc_driver_postgresql", self.extra)
+        import adbc_driver_postgresql.dbapi as adbc
+
+        return adbc.connect(_libpq_uri(self.sqlalchemy_url()))
+
+    def read(self, sql: str, schema: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        with map_driver_errors("reading from the source"):
+            conn = self._adbc()
+            try:
+                cursor = conn.cursor()
+                try:
+                    cursor.execute(sql)
+                    for batch in cursor.fetch_record_batch():
+                        # ADBC sizes its batches in bytes; re-slice to the plan's row count
+                        for offset in range(0, batch.num_rows, batch_rows):
+                            yield conform(batch.slice(offset, batch_rows), schema)
+                finally:
+                    cursor.close()
+            finally:
+                conn.close()
+
+    def write(
+        self,
+        table: str,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        before: Iterable[Statement] = (),
+    ) -> WriteResult:
+        result = WriteResult()
+        wide = pa.schema([pa.field(f.name, _WIDER.get(f.type, f.type)) for f in schema])
+        failure: list[BaseException] = []
+
+        def counted() -> Iterator[pa.RecordBatch]:
+            try:
+                for batch in batches:
+                    result.rows += batch.num_rows
+                    result.bytes += batch.nbytes
+                    yield batch if wide.equals(schema) else conform(batch, wide)
+            except BaseException as exc:
+                failure.append(exc)  # re-raised as itself, not as ADBC's wrapper of it
+                raise
+
+        schema_name, _, name = table.rpartition(".")
+        with map_driver_errors(f"writing {table}"):
+            conn = self._adbc()
+            try:
+                cursor = conn.cursor()
+                for statement in before:
+                    sql, params = (statement, None) if isinstance(statement, str) else statement
+                    cursor.execute(_numbered(sql) if params else sql, parameters=params)
+                reader = pa.RecordBatchReader.from_batches(wide, counted())
+                try:
+                    cursor.adbc_ingest(
+                        _unquote(name), reader, mode="append",
+                        db_schema_name=_unquote(schema_name) or None,
+                    )  # fmt: skip
+                except BaseException:
+                    if failure:
+                        raise failure[0] from None
+                    raise
+                conn.commit()
+                cursor.close()
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                conn.close()
+        return result
+
+
+def _libpq_uri(url: Any) -> str:
+    """``url`` as a libpq URI. SQLAlchemy leaves spaces unescaped in a rendered password, which
+    libpq refuses ("unexpected spaces found") and then quotes back in its error message."""
+    auth = ""
+    if url.username is not None:
+        auth = quote(url.username, safe="")
+        if url.password is not None:
+            auth += ":" + quote(str(url.password), safe="")
+        auth += "@"
+    bare = url._replace(drivername="postgresql", username=None, password=None)  # set() keeps None
+    return bare.render_as_string(hide_password=False).replace("://", f"://{auth}", 1)
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') and name.endswith('"') else name

@@ -1,0 +1,570 @@
+"""The same plan on a Dask distributed cluster: ``--executor dask://HOST:PORT`` / ``dask-local``.
+
+``dask://HOST:PORT`` uses a cluster you run (``dask scheduler`` + ``dask worker``, Kubernetes, ...);
+``dask-local[:N]`` starts a ``LocalCluster`` of N worker processes on this machine (default 2).
+The executor can also be named by ``ETLRUN_EXECUTOR`` or ``executor:`` in the spec; the command
+line wins, then the variable, then the spec. ``distributed`` is the optional extra
+``etlrun[dask]``; this module imports it only when a Dask executor is chosen.
+
+Who does what
+    The driver (the ``etlrun`` process) keeps what it keeps with threads: the DAG order, the state
+    store, the lock, retries, progress and the exit code. Chunk tasks go to the cluster. Each
+    opens its own connections on its worker, so rows flow database -> worker -> database, never
+    through the driver or the scheduler; only a small ``TaskResult`` (rows, bytes, seconds) comes
+    back. The DDL steps (prepare, finalize) run in the driver: they move no rows, and they read
+    run-wide results. A run whose source or target only one process can open (a DuckDB file,
+    an in-memory database) stays on driver threads, and a warning says so. Every worker needs
+    the driver's etlrun version with the drivers of the run's databases; ``dask://`` checks.
+
+Secrets never travel in a task
+    A task carries its source and target as URLs *without* the password (a ``?password=`` in
+    the query is taken out too). The worker fills the password in from its own environment:
+
+    1. ``ETLRUN_SOURCE_PASSWORD`` / ``ETLRUN_TARGET_PASSWORD``, when set; else
+    2. the spec's own ``source:`` / ``target:`` text, shipped with ``${VAR}`` unexpanded and
+       expanded on the worker: ``postgresql://etl:${PG_PASSWORD}@db/x`` reads ``PG_PASSWORD``;
+       ``${WAREHOUSE_URL}`` reads ``WAREHOUSE_URL`` and takes only its password. A spec text
+       that holds a password itself (inline) is not shipped: set the variable of rule 1.
+
+    Host, port, database and user always come from the driver, so every worker writes where the
+    driver prepared. A worker that finds no password fails with a ConnectError naming the
+    variables to set (``dask://`` checks every worker before the run starts). ``dask-local``
+    sets rule 1's variables in the environment of the worker processes it starts, so passwords
+    from a ``.env`` file or inline work there too. A ``.env`` file is read by the driver only.
+
+Lost workers
+    When a worker dies mid-chunk, the scheduler runs the chunk again on another worker (up to
+    ``distributed.scheduler.allowed-failures`` times; after that the driver retries it like any
+    transient error). The dead worker's transaction never committed (the database rolls it back
+    when the connection drops), and a chunk is delete-range + insert in one transaction, so the
+    replay neither duplicates nor loses rows.
+
+Stopping
+    When the run stops (SIGINT/SIGTERM, or a failed task), the driver sets a Dask ``Event`` of
+    this run and cancels the chunks no worker has started; a chunk in flight asks for the event
+    between batches (twice a second at most) and rolls back. Progress bars advance per finished
+    chunk (per batch would cost a message per batch).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.metadata
+import importlib.util
+import itertools
+import logging
+import math
+import multiprocessing
+import os
+import re
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from runner.connectors.base import Connector
+from runner.errors import ConnectError, TransientError, UsageError
+from runner.execute.context import Cancelled, RunContext, TaskResult
+from runner.execute.run import run_task
+from runner.execute.threads import ThreadExecutor
+from runner.plan.plan import Task
+
+INSTALL_HINT = 'pip install "etlrun[dask]"'
+DEFAULT_PROCESSES = 2
+"""Worker-side variables that hold the source / target password (rule 1 above)."""
+EXECUTOR_ENV = "ETLRUN_EXECUTOR"
+KNOWN = "threads, dask-local[:N] or dask://HOST:PORT"
+CONNECT_TIMEOUT = 15  # seconds to reach a dask:// scheduler
+CANCEL_POLL = 0.5  # seconds between a running chunk's questions about the cancel event
+
+_LOCAL = re.compile(r"dask-local(?::(\d+))?")
+_REMOTE = re.compile(r"dask://([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})/?")
+
+
+from runner.execute._endpoints import (  # noqa: E402 - after the module's constants
+    PASSWORD_ENV,
+    Endpoint,
+    process_bound,
+    spec_templates,
+    split_password,
+)
+
+
+# --- choosing an executor ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExecutorChoice:
+    kind: str
+    """``threads``, ``dask-local`` or ``dask``."""
+    processes: int = 0
+    """Worker processes of a ``dask-local`` cluster."""
+    address: str = ""
+    """The scheduler of a ``dask`` cluster, as Dask writes it (``tcp://HOST:PORT``)."""
+
+
+def parse_executor(text: str) -> ExecutorChoice:
+    """Read an executor name; ValueError (with the known forms) when it is none of them.
+
+    Example:
+        >>> parse_executor("dask-local:3")
+        ExecutorChoice(kind='dask-local', processes=3, address='')
+        >>> parse_executor("dask://10.0.0.5:8786").address
+        'tcp://10.0.0.5:8786'
+    """
+    value = text.strip()
+    if value == "threads":
+        return ExecutorChoice("threads")
+    if local := _LOCAL.fullmatch(value):
+        processes = int(local.group(1) or DEFAULT_PROCESSES)
+        if not 1 <= processes <= 256:
+            raise ValueError(f"'{text}': dask-local takes 1 to 256 worker processes")
+        return ExecutorChoice("dask-local", processes=processes)
+    if remote := _REMOTE.fullmatch(value):
+        host, port = remote.groups()
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"'{text}': {port} is not a TCP port")
+        return ExecutorChoice("dask", address=f"tcp://{host}:{port}")
+    raise ValueError(f"unknown executor '{text}' (use {KNOWN})")
+
+
+def choose_executor(
+    cli: str | None, spec: str | None, env: Mapping[str, str] = os.environ
+) -> ExecutorChoice:
+    """The executor of a run: ``--executor``, else ``ETLRUN_EXECUTOR``, else the spec's, else
+    threads. A bad name, or a Dask one without ``distributed`` installed, is a UsageError (exit 2,
+    before anything is opened)."""
+    for value, origin in ((cli, "--executor"), (env.get(EXECUTOR_ENV), EXECUTOR_ENV)):
+        if value:
+            try:
+                choice = parse_executor(value)
+            except ValueError as exc:
+                raise UsageError(f"{origin}: {exc}") from None
+            break
+    else:
+        choice = parse_executor(spec or "threads")  # the spec's was checked when it was loaded
+    if choice.kind != "threads":
+        _require_distributed()  # found, not imported: a local cluster imports it while starting
+    return choice
+
+
+def _require_distributed() -> None:
+    try:
+        found = importlib.util.find_spec("distributed") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules holds None for it
+        found = False
+    if not found:
+        raise UsageError(f"the Dask executors need the 'distributed' package: {INSTALL_HINT}")
+
+
+# --- what travels to a worker --------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChunkPayload:
+    """Everything a worker gets for one chunk; plain data, no secret (see the module doc)."""
+
+    task: Task
+    source: Endpoint
+    target: Endpoint
+    batch_rows: int
+    queue_batches: int
+    resumed: bool
+    run_id: str
+    """Reject and backup files are named by it, wherever the chunk runs."""
+    cancel_event: str
+    """Name of this run's Dask ``Event``; set when the run stops."""
+
+
+def run_chunk(payload: ChunkPayload) -> TaskResult:
+    """Run one chunk on a Dask worker: its own connections, the driver's cancel flag watched."""
+    from runner.connectors import connect
+
+    source = connect(payload.source.resolve(os.environ))
+    target = connect(payload.target.resolve(os.environ))
+    try:
+        ctx = RunContext(
+            source=source,
+            target=target,
+            cancel=ClusterCancel(payload.cancel_event),
+            batch_rows=payload.batch_rows,
+            queue_batches=payload.queue_batches,
+            resumed=payload.resumed,
+            run_id=payload.run_id,
+        )
+        return run_task(payload.task, ctx)
+    finally:
+        target.close()
+        source.close()
+
+
+class ClusterCancel(threading.Event):
+    """A chunk's cancel flag on a worker: also set once the driver sets the run's Dask Event.
+
+    The chunk asks the scheduler when it checks the flag (between batches), at most every
+    :data:`CANCEL_POLL` seconds, from its own thread: no helper thread, and one small message
+    every half second while it runs.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+        self._next_ask = 0.0
+
+    def is_set(self) -> bool:
+        if super().is_set():
+            return True
+        now = time.monotonic()
+        if now >= self._next_ask:
+            self._next_ask = now + CANCEL_POLL
+            try:
+                from distributed import Event
+
+                if Event(self._name).is_set():
+                    self.set()
+            except Exception:  # noqa: BLE001 - no scheduler to ask: the chunk ends on its own
+                self._next_ask = math.inf
+        return super().is_set()
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook, for the ``dask-local`` worker processes this module starts.
+
+    Ctrl-C reaches every process of the terminal's group; the driver alone handles it (it tells
+    the chunks to roll back), so the workers ignore SIGINT instead of dying mid-chunk.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def check_worker(source: Endpoint, target: Endpoint) -> tuple[str, str | None]:
+    """Run on every worker before a ``dask://`` run: its etlrun version, and what is missing."""
+    try:
+        version = importlib.metadata.version("etlrun")
+    except importlib.metadata.PackageNotFoundError:
+        version = "?"
+    try:
+        source.resolve(os.environ)
+        target.resolve(os.environ)
+    except ConnectError as exc:
+        return version, str(exc)
+    return version, None
+
+
+# --- the executor --------------------------------------------------------------------------------
+Started = tuple[Any, Any]
+"""A ``distributed.Client`` and the ``LocalCluster`` it talks to (None for ``dask://``)."""
+
+
+class DaskExecutor:
+    """Chunks on a Dask cluster, everything else on driver threads; see the module doc.
+
+    ``cluster`` is a ``distributed.Client``, or a Future of :data:`Started` while a local
+    cluster is still starting: the driver plans meanwhile, and the first chunk waits for it.
+    """
+
+    name = "dask"
+
+    def __init__(
+        self,
+        cluster: Any,
+        workers: int,
+        source: Endpoint,
+        target: Endpoint,
+    ) -> None:
+        self.workers = workers
+        if not isinstance(cluster, concurrent.futures.Future):
+            started: concurrent.futures.Future[Started] = concurrent.futures.Future()
+            started.set_result((cluster, None))
+            cluster = started
+        self._started: concurrent.futures.Future[Started] = cluster
+        self._endpoints = (source, target)
+        self._local = ThreadExecutor(workers)
+        self._run = uuid.uuid4().hex[:12]
+        self.cancel_event = f"etlrun-cancel-{self._run}"
+        self._keys = itertools.count(1)
+        self._lock = threading.Lock()
+        self._remote: dict[concurrent.futures.Future[TaskResult], Any] = {}
+        self._cancels: list[threading.Event] = []
+        self._cancel_sent = False
+        self._submitted = False
+
+    # --- what the driver calls -----------------------------------------------------------
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        task, ctx = (args + (None, None))[:2]
+        if isinstance(ctx, RunContext) and ctx.cancel not in self._cancels:
+            self._cancels.append(ctx.cancel)
+        if not (
+            fn is run_task
+            and isinstance(task, Task)
+            and isinstance(ctx, RunContext)
+            and task.kind == "chunk"
+        ):
+            return self._local.submit(fn, *args)
+        local: concurrent.futures.Future[TaskResult] = concurrent.futures.Future()
+        local.set_running_or_notify_cancel()
+        try:
+            client = self._client
+        except ConnectError as exc:  # the cluster did not start: this chunk fails with why
+            local.set_exception(exc)
+            return local
+        remote = client.submit(run_chunk, self.payload(task, ctx), key=self._key(task), pure=False)
+        self._submitted = True
+        with self._lock:
+            self._remote[local] = remote
+        remote.add_done_callback(lambda done: self._settle(done, local, task, ctx))
+        return local
+
+    def wait(self, futures: Any, timeout: float) -> set[concurrent.futures.Future[Any]]:
+        if self._submitted and not self._cancel_sent and any(c.is_set() for c in self._cancels):
+            self._stop_remote()
+        done, _ = concurrent.futures.wait(
+            list(futures), timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED
+        )
+        return done
+
+    def shutdown(self) -> None:
+        try:
+            with self._lock:
+                outstanding = list(self._remote.values())
+            if outstanding:  # e.g. a second Ctrl-C: stop what still runs before leaving
+                self._stop_remote(cancel_all=True)
+            if self._cancel_sent:
+                self._forget_cancel()
+        finally:
+            self._local.shutdown()
+            if self._started.exception() is None:
+                client, cluster = self._started.result()
+                try:
+                    client.close()
+                finally:
+                    if cluster is not None:
+                        cluster.close()
+
+    @property
+    def _client(self) -> Any:
+        """The client, once the cluster has started (ConnectError if it could not)."""
+        return self._started.result()[0]
+
+    # --- the parts -----------------------------------------------------------------------
+    def payload(self, task: Task, ctx: RunContext) -> ChunkPayload:
+        """Exactly what :meth:`submit` sends for ``task`` (besides the function itself)."""
+        return ChunkPayload(
+            task=task,
+            source=self._endpoints[0],
+            target=self._endpoints[1],
+            batch_rows=ctx.batch_rows,
+            queue_batches=ctx.queue_batches,
+            resumed=ctx.resumed,
+            run_id=ctx.run_id,
+            cancel_event=self.cancel_event,
+        )
+
+    def _key(self, task: Task) -> str:
+        # unique per attempt: a key the scheduler still remembers would return its old result
+        return f"etlrun-{self._run}-{task.id}-{next(self._keys)}"
+
+    def _settle(
+        self,
+        remote: Any,
+        local: concurrent.futures.Future[TaskResult],
+        task: Task,
+        ctx: RunContext,
+    ) -> None:
+        """Runs on a Dask client thread when a chunk ends: hand its outcome to the driver."""
+        with self._lock:
+            self._remote.pop(local, None)
+        try:
+            result = remote.result()
+        except BaseException as exc:  # noqa: BLE001 - every outcome goes to the driver
+            try:
+                exc = _translate(exc)
+            finally:  # the driver waits on this future: it must be settled whatever happens
+                local.set_exception(exc)
+            return
+        try:
+            ctx.progress(task.id, task.table, result.rows, result.bytes)
+        finally:
+            local.set_result(result)
+
+    def _stop_remote(self, cancel_all: bool = False) -> None:
+        """Tell running chunks to roll back; cancel those no worker has started."""
+        self._cancel_sent = True
+        try:
+            from distributed import Event
+
+            Event(self.cancel_event, client=self._client).set()
+            with self._lock:
+                remote = list(self._remote.values())
+            if not cancel_all:
+                running = {k for keys in self._client.processing().values() for k in keys}
+                remote = [r for r in remote if r.key not in running]
+            if remote:
+                self._client.cancel(remote)
+        except Exception as exc:  # noqa: BLE001 - a lost scheduler cannot be told anything
+            logger.warning("could not signal the Dask cluster to stop: {}", exc)
+
+    def _forget_cancel(self) -> None:
+        # a shared scheduler keeps every named event until it is cleared
+        try:
+            from distributed import Event
+
+            Event(self.cancel_event, client=self._client).clear()
+        except Exception:  # noqa: BLE001 - the scheduler is gone, and the event with it
+            pass
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """Dask's own outcomes as etlrun errors; a task's own error passes through as it is."""
+    from distributed import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        tries = getattr(exc, "allowed_failures", 0) + 1
+        return TransientError(f"the Dask workers running it died ({tries} times)")
+    if isinstance(exc, concurrent.futures.CancelledError):
+        return Cancelled("cancelled on the cluster before it committed")
+    return exc
+
+
+# --- starting one --------------------------------------------------------------------------------
+def start(
+    choice: ExecutorChoice,
+    workers: int,
+    source: Connector,
+    target: Connector,
+    spec_path: str | os.PathLike[str] | None = None,
+) -> DaskExecutor | ThreadExecutor:
+    """Connect to (or start) the cluster of ``choice`` and return the executor for one run.
+
+    A database only one process can open keeps the whole run on driver threads (with a warning).
+    """
+    _require_distributed()
+    bound = [c for c in (source, target) if process_bound(c)]
+    if bound:
+        logger.warning(
+            "{}: only one process can open this database, so this run's chunks run on "
+            "threads of the driver, not on the Dask cluster",
+            bound[0].display_url,
+        )
+        return ThreadExecutor(workers)
+    templates = spec_templates(spec_path)
+    endpoints = (
+        Endpoint.of("source", source.url, templates.get("source")),
+        Endpoint.of("target", target.url, templates.get("target")),
+    )
+    if choice.kind == "dask-local":
+        # the passwords go to our own child processes' environment, never into a task
+        env = {
+            PASSWORD_ENV[role]: password
+            for role, connector in (("source", source), ("target", target))
+            if (password := split_password(connector.url)[1])
+        }
+        starting: concurrent.futures.Future[Started] = concurrent.futures.Future()
+        threading.Thread(
+            target=_start_local,
+            args=(choice.processes, workers, env, starting),
+            name="etlrun dask-local",
+            daemon=True,
+        ).start()
+        return DaskExecutor(starting, workers, *endpoints)
+    import distributed
+
+    try:
+        client = distributed.Client(choice.address, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:
+        raise ConnectError(f"cannot reach the Dask scheduler at {choice.address}: {exc}") from exc
+    try:
+        _preflight(client, *endpoints, address=choice.address)
+    except BaseException:
+        client.close()
+        raise
+    return DaskExecutor(client, workers, *endpoints)
+
+
+def _start_local(
+    processes: int,
+    workers: int,
+    env: dict[str, str],
+    started: concurrent.futures.Future[Started],
+) -> None:
+    """Start a LocalCluster (in a thread, while the driver plans) and hand it over."""
+    began = time.monotonic()
+    cluster = None
+    try:
+        cluster = _local_cluster(processes, math.ceil(workers / processes), env)
+        import distributed
+
+        client = distributed.Client(cluster)
+    except BaseException as exc:  # noqa: BLE001 - handed to the first chunk, which fails with it
+        if cluster is not None:
+            cluster.close()
+        error = ConnectError(f"could not start a local Dask cluster: {exc}")
+        error.__cause__ = exc
+        started.set_exception(error)
+        return
+    logger.info(
+        "dask-local: {} worker processes x {} threads, started in {:.1f}s ({})",
+        processes,
+        math.ceil(workers / processes),
+        time.monotonic() - began,
+        cluster.scheduler_address,
+    )
+    started.set_result((client, cluster))
+
+
+def _local_cluster(processes: int, threads: int, env: dict[str, str]) -> Any:
+    import dask
+    import distributed
+
+    # forkserver: the worker processes fork from one that has imported distributed and etlrun
+    # once, instead of each importing them anew (spawn); it starts them faster and, above all,
+    # stops them in a few ms instead of a second. A worker restarted later spawns: that's fine.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    settings = {
+        "distributed.worker.multiprocessing-method": method,
+        # the workers' sampling profiler only feeds the dashboard: not worth its CPU here
+        "distributed.worker.profile.enabled": False,
+    }
+    with dask.config.set(settings):
+        if method == "forkserver":
+            from distributed.utils import get_mp_context
+
+            # after distributed has set its own list, which this one includes
+            get_mp_context().set_forkserver_preload(["distributed", __name__])
+        return distributed.LocalCluster(
+            n_workers=processes,
+            threads_per_worker=threads,
+            processes=True,
+            dashboard_address=None,
+            # no dashboard, but the scheduler's HTTP server would still try port 8787 and
+            # warn when another cluster has it
+            scheduler_kwargs={"dashboard_address": ":0"},
+            silence_logs=logging.ERROR,
+            env=env,
+            preload=[__name__],  # dask_setup above
+        )
+
+
+def _preflight(client: Any, source: Endpoint, target: Endpoint, address: str) -> None:
+    """Every worker runs etlrun at the driver's version and can find the passwords."""
+    try:
+        answers: dict[str, tuple[str, str | None]] = client.run(check_worker, source, target)
+    except Exception as exc:
+        raise ConnectError(
+            f"the Dask workers at {address} cannot run etlrun tasks "
+            f"(is etlrun[dask] installed on every worker?): {exc}"
+        ) from exc
+    if not answers:
+        raise ConnectError(f"the Dask cluster at {address} has no workers")
+    mine = importlib.metadata.version("etlrun")
+    problems: dict[str, list[str]] = {}
+    for worker, (version, missing) in sorted(answers.items()):
+        if missing or version != mine:
+            problem = missing or f"etlrun {version} (the driver runs {mine})"
+            problems.setdefault(problem, []).append(worker)
+    if problems:
+        raise ConnectError(
+            "Dask workers not ready: "
+            + "; ".join(f"{', '.join(w)}: {problem}" for problem, w in problems.items())
+        )

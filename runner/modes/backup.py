@@ -1,0 +1,451 @@
+"""backup: tables to Parquet / CSV / JSON Lines files in a file store, with a manifest.
+
+The same task bodies also serve ``copy`` into a file store (``target: file:///out/``): one file
+per table, no manifest.
+
+Chunks write their rows to hidden part files (``.etlrun-part-...``), each under a temporary name
+first. A table's finalize step makes the final files (``split: table`` merges the parts into
+one, ``split: chunk`` renames each part) and a backup's last step reads every file back, checks
+row counts and sha256, and only then writes ``manifest.json``; older backups beyond
+``retention: {keep: N}`` are removed after that. So a backup without a manifest is an
+unfinished one, and a file under its final name is always complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import posixpath
+import string
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runner.connectors.fs import FORMATS, FsConnector, read_table, row_count, sha256_of
+from runner.errors import SpecError, TaskError, VerifyError
+from runner.execute.context import RunContext, TaskResult
+from runner.plan.compiler import TableContext
+from runner.plan.plan import TablePlan, Task
+from runner.plan.types import arrow_from_str
+from runner.sanitize import read_schema
+from runner.secrets import mask_url
+
+PLACEHOLDERS = ("job", "table", "run_id", "run_date", "chunk", "ext")
+DEFAULT_COPY_PATH = "{table}.{ext}"
+DEFAULT_BACKUP_PATH = "{job}/{run_id}/{table}.{ext}"
+DEFAULT_BACKUP_CHUNK_PATH = "{job}/{run_id}/{table}/{chunk}.{ext}"
+
+
+def manifest_path(job: str, run_id: str) -> str:
+    return f"{job}/manifest-{run_id}.json"
+
+
+def check_path(template: str, mode: str, split: str) -> None:
+    """Refuse templates that name unknown fields, or could overwrite another backup or chunk."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise ValueError(f"path '{template}': {exc}") from None
+    unknown = fields - set(PLACEHOLDERS)
+    if unknown:
+        raise ValueError(
+            f"path '{template}': unknown placeholder '{{{sorted(unknown)[0]}}}' "
+            f"(use: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})"
+        )
+    if mode == "backup" and "run_id" not in fields:
+        raise ValueError(
+            f"path '{template}' must contain {{run_id}}: a new backup must never overwrite "
+            "the files of an earlier one"
+        )
+    if split == "chunk" and "chunk" not in fields:
+        raise ValueError(f"path '{template}' must contain {{chunk}} with split: chunk")
+    if ".." in template.split("/"):
+        raise ValueError(f"path '{template}': '..' is not allowed")
+
+
+def render(template: str, **values: Any) -> str:
+    return template.format(**{k: values.get(k, "") for k in PLACEHOLDERS})
+
+
+def run_date(run_id: str) -> str:
+    stamp = run_id[:8]
+    return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}" if stamp.isdigit() else stamp
+
+
+# --- compile -----------------------------------------------------------------------------------
+def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]:  # noqa: A001
+    return _compile(ctx, after, "backup")
+
+
+def compile_copy(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]:
+    return _compile(ctx, after, "copy")
+
+
+def _compile(ctx: TableContext, after: list[str], mode: str) -> tuple[TablePlan, list[Task]]:
+    from runner.modes.copy import _key_type, _range
+
+    spec = ctx.spec
+    if not isinstance(ctx.target, FsConnector):
+        raise ctx.issue(f"mode {mode} into files needs a file store target (file://, sftp://)")
+    fmt = getattr(spec, "format", None) or "parquet"
+    split = getattr(spec, "split", None) or "table"
+    compression = getattr(spec, "compression", None)
+    if mode == "copy":
+        if (spec.if_exists or "replace") not in ("replace", "fail"):
+            raise ctx.issue(
+                f"if_exists: {spec.if_exists} is not possible for a file target "
+                "(use replace or fail)"
+            )
+        default = DEFAULT_COPY_PATH if split == "table" else "{table}/{chunk}.{ext}"
+    else:
+        default = DEFAULT_BACKUP_PATH if split == "table" else DEFAULT_BACKUP_CHUNK_PATH
+    template = getattr(spec, "path", None) or default
+    try:
+        check_path(template, mode, split)
+    except ValueError as exc:
+        raise ctx.issue(str(exc)) from None
+    table = ctx.target_name
+    schema = [[c.name, c.arrow_type] for c in ctx.columns]
+    bounds = [None, *ctx.bounds, None]
+    ranges = list(zip(bounds[:-1], bounds[1:], strict=True))
+    common = {
+        "format": fmt,
+        "ext": FORMATS[fmt],
+        "compression": compression,
+        "path": template,
+        "split": split,
+        "job": ctx.job.name,
+        "table": table,
+        "schema": schema,
+        "chunks": len(ranges),
+        "mode": mode,
+        "if_exists": spec.if_exists or "replace",
+        "primary_key": [
+            k
+            for k in (spec.primary_key or ctx.info.primary_key)
+            if any(c.name == k for c in ctx.columns)
+        ],  # fmt: skip
+    }
+    tasks: list[Task] = []
+    read_sql: list[str] = []
+    per_chunk = ctx.rows // max(len(ranges), 1)
+    select = ctx.select()
+    for number, (lo, hi) in enumerate(ranges, start=1):
+        condition, _ = _range(ctx, lo, hi, params=False)
+        query = select.copy()
+        if condition is not None:
+            query = query.where(condition)
+        sql = query.sql(dialect=ctx.source_dialect, identify=True)
+        read_sql.append(sql)
+        rows = per_chunk if number < len(ranges) else ctx.rows - per_chunk * (len(ranges) - 1)
+        tasks.append(
+            Task(
+                f"{table}:chunk:{number:04d}",
+                "chunk",
+                table,
+                "backup",
+                (),
+                {**common, "select": sql, "chunk": number, "bounds": [lo, hi]},
+                rows=rows,
+            )
+        )
+    chunk_ids = tuple(t.id for t in tasks)
+    tasks.append(
+        Task(f"{table}:finalize", "finalize", table, "backup", (*chunk_ids, *after), dict(common))
+    )
+    files = [render(template, job=ctx.job.name, table=table, run_id="<run_id>",
+                    run_date="<run_date>", chunk=f"{n:04d}", ext=FORMATS[fmt])
+             for n in (range(1, len(ranges) + 1) if split == "chunk" else [1])]  # fmt: skip
+    plan = TablePlan(
+        source=ctx.source_name,
+        target=table,
+        mode=mode,
+        key=ctx.key,
+        rows=ctx.rows,
+        bytes=ctx.bytes,
+        columns=tuple(ctx.columns),
+        chunks=tuple(tuple(r) for r in ranges),
+        options={
+            "format": fmt,
+            "split": split,
+            "compression": compression,
+            "files": files,
+            "where": spec.where,
+            "key_type": _key_type(ctx),
+        },
+        sql={"read": tuple(read_sql)},
+        target_exists=False,
+    )
+    return plan, tasks
+
+
+def manifest_task(
+    plan_tables: list[TablePlan], tasks: list[Task], job: Any, source: str, spec_hash: str
+) -> Task:
+    """The job's last step: verify every table's files, write the manifest, apply retention."""
+    backups = [t for t in plan_tables if t.mode == "backup"]
+    finals = tuple(f"{t.target}:finalize" for t in backups)
+    retention = None
+    for raw in job.tables:
+        keep = getattr(job.resolve(raw), "retention", None)
+        if keep is not None:
+            retention = keep.keep if retention is None else max(retention, keep.keep)
+    first = next(t for t in tasks if t.id == finals[0])
+    return Task(
+        f"{backups[-1].target}:manifest",
+        "manifest",
+        backups[-1].target,
+        "backup",
+        finals,
+        {
+            "job": job.name,
+            "source": mask_url(source),
+            "tables": [t.target for t in backups],
+            "keep": retention,
+            "spec_hash": spec_hash,
+            "path": first.params["path"],
+        },
+    )
+
+
+# --- task bodies -----------------------------------------------------------------------------
+def run(task: Task, ctx: RunContext) -> TaskResult:
+    body = {"chunk": _chunk, "finalize": _finalize, "manifest": _manifest}[task.kind]
+    return body(task, ctx)
+
+
+def _target(ctx: RunContext) -> FsConnector:
+    if not isinstance(ctx.target, FsConnector):
+        raise TaskError("backup tasks need a file store target")
+    return ctx.target
+
+
+def _run_id(task: Task, ctx: RunContext) -> str:
+    run_id = getattr(ctx, "run_id", "")
+    if not run_id:
+        if task.params.get("mode") == "copy":
+            return "run"
+        raise TaskError("backup is not available yet on the Dask executor (use threads)")
+    return str(run_id)
+
+
+def _part(task: Task, ctx: RunContext, number: int) -> str:
+    p = task.params
+    final = _final(task, ctx, number)
+    folder = posixpath.dirname(final)
+    name = f".etlrun-part-{_run_id(task, ctx)}-{p['table']}-{number:04d}.{p['ext']}"
+    return posixpath.join(folder, name)
+
+
+def _final(task: Task, ctx: RunContext, number: int) -> str:
+    p = task.params
+    run_id = _run_id(task, ctx)
+    chunk = f"{number:04d}" if p["split"] == "chunk" else ""
+    return render(
+        p["path"],
+        job=p["job"],
+        table=p["table"],
+        run_id=run_id,
+        run_date=run_date(run_id),
+        chunk=chunk,
+        ext=p["ext"],
+    )
+
+
+def _schema(p: dict[str, Any]) -> pa.Schema:
+    return pa.schema([(name, arrow_from_str(typ)) for name, typ in p["schema"]])
+
+
+def _chunk(task: Task, ctx: RunContext) -> TaskResult:
+    p = task.params
+    fs = _target(ctx)
+    ctx.check_cancel()
+    read = pa.schema([(name, arrow_from_str(typ)) for name, typ in read_schema(p)])
+    batches = ctx.stream(
+        ctx.source.read(p["select"], read, ctx.batch_rows),
+        task.id,
+        task.table,
+        sanitize=p.get("sanitize"),
+    )
+    # CSV parts of a merged table carry no header: the merge writes it once
+    header = p["split"] == "chunk"
+    schema = _schema(p)
+    written = fs.write_file(
+        _part(task, ctx, p["chunk"]), p["format"], schema, batches, p["compression"], header
+    )
+    return TaskResult(rows=written.rows, bytes=written.size)
+
+
+def _finalize(task: Task, ctx: RunContext) -> TaskResult:
+    p = task.params
+    fs = _target(ctx)
+    schema = _schema(p)
+    parts = [_part(task, ctx, n) for n in range(1, p["chunks"] + 1)]
+    expected = sum(
+        r.rows for tid, r in ctx.results.items() if tid.startswith(f"{task.table}:chunk:")
+    )
+    files: list[dict[str, Any]] = []
+    if p["split"] == "chunk":
+        for number, part in enumerate(parts, start=1):
+            final = _final(task, ctx, number)
+            if fs.exists(part):
+                fs.rename(part, final)
+            elif not fs.exists(final):
+                raise TaskError(f"{task.table}: part file {part} is gone; re-run with --fresh")
+            files.append(_describe(fs, final, p))
+    else:
+        final = _final(task, ctx, 1)
+        missing = [part for part in parts if not fs.exists(part)]
+        if missing:
+            if fs.exists(final) and len(missing) == len(parts):
+                files.append(_describe(fs, final, p))  # an earlier attempt merged already
+            else:
+                raise TaskError(f"{task.table}: part file {missing[0]} is gone; re-run --fresh")
+        else:
+            if p["mode"] == "copy" and p.get("if_exists") == "fail" and fs.exists(final):
+                raise TaskError(f"{final} exists and the spec says if_exists: fail")
+            written = fs.write_file(
+                final, p["format"], schema, _merge(fs, parts, p, schema), p["compression"]
+            )
+            files.append(
+                {"path": written.path, "rows": written.rows, "bytes": written.size,
+                 "sha256": written.sha256}
+            )  # fmt: skip
+            for part in parts:
+                fs.remove(part)
+    rows = sum(int(f["rows"]) for f in files)
+    if rows != expected:
+        raise VerifyError(f"{task.table}: the files hold {rows} rows but {expected} were read")
+    if p["mode"] == "backup":
+        fragment = {
+            "table": p["table"],
+            "format": p["format"],
+            "schema": p["schema"],
+            "arrow_schema": _schema_text(schema),
+            "rows": rows,
+            "primary_key": p["primary_key"],
+            "files": files,
+        }
+        body = json.dumps(fragment, indent=2, default=str).encode()
+        with fs.open_temp(_fragment(task, ctx, p["table"])) as (temp, out):
+            out.write(body)
+        fs.rename(temp, _fragment(task, ctx, p["table"]))
+    return TaskResult(rows=rows, extra={"files": len(files)})
+
+
+def _schema_text(schema: pa.Schema) -> dict[str, str]:
+    return {f.name: str(f.type) for f in schema}
+
+
+def _fragment(task: Task, ctx: RunContext, table: str) -> str:
+    job = task.params["job"]
+    return f"{job}/.etlrun-part-{_run_id(task, ctx)}-{table}.json"
+
+
+def _describe(fs: FsConnector, path: str, p: dict[str, Any]) -> dict[str, Any]:
+    data = fs.read_bytes(path)
+    return {"path": path, "rows": row_count(data, p["format"]), "bytes": len(data),
+            "sha256": sha256_of(data)}  # fmt: skip
+
+
+def _merge(fs: FsConnector, parts: list[str], p: dict[str, Any], schema: pa.Schema) -> Any:
+    for part in parts:
+        if p["format"] == "parquet":
+            with fs.fs.open(fs.path(part), "rb") as f:
+                yield from pq.ParquetFile(f).iter_batches(batch_size=65_536)
+        else:
+            data = fs.read_bytes(part)
+            table = read_table(data, p["format"], schema, header=False)
+            yield from table.cast(schema).to_batches()
+
+
+def verify_files(fs: FsConnector, files: list[dict[str, Any]], fmt: str) -> None:
+    """Read every file back: its sha256 and row count must be those recorded."""
+    for f in files:
+        try:
+            data = fs.read_bytes(f["path"])
+        except FileNotFoundError:
+            raise VerifyError(f"backup file {f['path']} is missing") from None
+        if sha256_of(data) != f["sha256"]:
+            raise VerifyError(f"backup file {f['path']}: sha256 differs from the manifest")
+        if row_count(data, fmt) != f["rows"]:
+            raise VerifyError(f"backup file {f['path']}: row count differs from the manifest")
+
+
+def _manifest(task: Task, ctx: RunContext) -> TaskResult:
+    from runner import __version__ as version
+
+    p = task.params
+    fs = _target(ctx)
+    run_id = _run_id(task, ctx)
+    tables = {}
+    for table in p["tables"]:
+        fragment = _fragment(task, ctx, table)
+        try:
+            tables[table] = json.loads(fs.read_bytes(fragment))
+        except FileNotFoundError:
+            raise TaskError(f"{table}: the finalize record is gone; re-run with --fresh") from None
+    for info in tables.values():  # read back before the manifest exists
+        verify_files(fs, info["files"], info["format"])
+    manifest = {
+        "etlrun_manifest": 1,
+        "job": p["job"],
+        "run_id": run_id,
+        "run_date": run_date(run_id),
+        "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "etlrun_version": version,
+        "spec_hash": p["spec_hash"],
+        "source": p["source"],
+        "manifest": manifest_path(p["job"], run_id),
+        "tables": tables,
+    }
+    body = json.dumps(manifest, indent=2, default=str).encode()
+    final = manifest_path(p["job"], run_id)
+    with fs.open_temp(final) as (temp, out):
+        out.write(body)
+    fs.rename(temp, final)
+    for table in p["tables"]:
+        fs.remove(_fragment(task, ctx, table))
+    removed = apply_retention(fs, p["job"], p["keep"], run_id) if p["keep"] else []
+    rows = sum(int(t["rows"]) for t in tables.values())
+    return TaskResult(rows=0, extra={"manifest": final, "rows": rows, "removed": removed})
+
+
+def apply_retention(fs: FsConnector, job: str, keep: int, current: str) -> list[str]:
+    """Remove the backups of ``job`` older than the newest ``keep`` (the current one counts)."""
+    folder = fs.path(job)
+    mine = posixpath.basename(manifest_path(job, current))
+    others = []
+    for name in fs.fs.ls(folder, detail=False):
+        name = posixpath.basename(name)
+        if name.startswith("manifest-") and name.endswith(".json") and name != mine:
+            manifest = json.loads(fs.read_bytes(f"{job}/{name}"))
+            # run ids of one second differ by a random suffix: order by creation time
+            others.append((str(manifest.get("created_at", "")), name, manifest))
+    others.sort()
+    removed = []
+    for _, name, manifest in others[: max(len(others) - (keep - 1), 0)]:
+        relative = f"{job}/{name}"
+        fs.remove(relative)  # first: a backup without its manifest is known to be incomplete
+        for info in manifest["tables"].values():
+            for f in info["files"]:
+                fs.remove(f["path"])
+                with contextlib.suppress(OSError):  # the run's folder, once empty
+                    fs.fs.rmdir(posixpath.dirname(fs.path(f["path"])))
+        removed.append(relative)
+    return removed
+
+
+def check_options(spec: Any, file_target: bool, index: int) -> None:
+    """Cross-field rules of the file options, as spec errors."""
+    mode = spec.mode or "copy"
+    given = [k for k in ("format", "split", "compression", "path") if getattr(spec, k, None)]
+    if given and not file_target and mode != "purge":
+        raise SpecError(
+            f"tables[{index}].{given[0]}: applies to a file store target "
+            "(file://, sftp://, s3://) only"
+        )
+    if getattr(spec, "retention", None) is not None and mode != "backup":
+        raise SpecError(f"tables[{index}].retention: applies to mode backup only")

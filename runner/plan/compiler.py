@@ -1,0 +1,355 @@
+"""Job -> Plan: resolve tables, map their types, split them into chunks, ask each mode for tasks.
+
+Compiling reads the source's catalog and checks whether target tables exist; it writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+from runner.connectors.base import Connector, TableInfo
+from runner.errors import SpecError
+from runner.modes import mode_module
+from runner.plan.catalog import Catalog, table_expr
+from runner.plan.plan import ColumnPlan, Plan, TablePlan, Task
+from runner.plan.types import arrow_from_str, override_type, source_type, target_type
+from runner.sanitize import _plan as sanitize_plan
+from runner.spec.models import Job, TableSpec
+from runner.spec.validators import did_you_mean, parse_condition
+
+
+@dataclass
+class TableContext:
+    """Everything a mode needs to compile one table, worked out once by the compiler."""
+
+    job: Job
+    spec: TableSpec
+    index: int
+    info: TableInfo
+    source_name: str
+    target_name: str
+    columns: list[ColumnPlan]
+    read_as_text: set[str]
+    key: str | None
+    key_is_integer: bool
+    where: exp.Expression | None
+    source: Connector
+    target: Connector
+    catalog: Catalog
+    target_exists: bool
+    rows: int = 0
+    bytes: int = 0
+    bounds: list[Any] = field(default_factory=list)
+    read_columns: list[ColumnPlan] | None = None
+    """The source columns read, when sanitize rules make them differ from ``columns`` (written)."""
+    sanitize: sanitize_plan.TableSanitize | None = None
+    state: Any = None
+    """The state store (read only at plan time: watermarks), or None when planning without one."""
+
+    @property
+    def source_dialect(self) -> str:
+        return self.source.dialect
+
+    @property
+    def target_dialect(self) -> str:
+        return self.target.dialect
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([(c.name, arrow_from_str(c.arrow_type)) for c in self.columns])
+
+    @property
+    def read_schema(self) -> pa.Schema:
+        columns = self.columns if self.read_columns is None else self.read_columns
+        return pa.schema([(c.name, arrow_from_str(c.arrow_type)) for c in columns])
+
+    def select(self) -> exp.Select:
+        """SELECT of the columns read, with the spec's ``where:``, in the source dialect."""
+        projections: list[exp.Expression] = []
+        for c in self.columns if self.read_columns is None else self.read_columns:
+            column = self.source.read_expression(
+                c.name, arrow_from_str(c.arrow_type), c.name in self.read_as_text
+            )
+            projections.append(column)
+        query = exp.select(*projections).from_(table_expr(self.source_name))
+        return query.where(self.where.copy()) if self.where is not None else query
+
+    def issue(self, message: str) -> SpecError:
+        return SpecError(f"tables[{self.index}] ({self.source_name}): {message}")
+
+
+def spec_hash(job: Job) -> str:
+    text = job.model_dump_json(exclude_defaults=True)
+    if job.sanitize is not None and job.sanitize.key is not None:
+        # the key dumps as '**********': its id makes a new key a new spec (no resuming across)
+        text += sanitize_plan.key_id(job.sanitize.key.get_secret_value())
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def compile(
+    job: Job,
+    source: Connector,
+    target: Connector,
+    tables: list[str] | None = None,
+    state: Any = None,
+) -> Plan:  # noqa: A001
+    """Turn a job into a plan by reading the source's catalog.
+
+    Example:
+        >>> plan = compile(job, connect(job.source), connect(job.target))  # doctest: +SKIP
+        >>> [t.id for t in plan.tasks][:2]  # doctest: +SKIP
+        ['patients:prepare', 'patients:chunk:0001']
+    """
+    catalog = Catalog(source)
+    target_catalog = Catalog(target)
+    contexts: list[TableContext] = []
+    seen: dict[str, str] = {}
+    for index, raw in enumerate(job.tables):
+        spec = job.resolve(raw)
+        names = catalog.resolve(spec.name)
+        if not names:
+            raise SpecError(
+                f"tables[{index}]: '{spec.name}' matches no table in {source.display_url}"
+            )
+        for name in names:
+            if tables and not _selected(name, spec, tables):
+                continue
+            ctx = _context(job, spec, index, name, catalog, target_catalog, source, target)
+            ctx.state = state
+            if ctx.target_name in seen:
+                raise ctx.issue(
+                    f"target table '{ctx.target_name}' is also written by '{seen[ctx.target_name]}'"
+                )
+            seen[ctx.target_name] = name
+            contexts.append(ctx)
+    if tables and not contexts:
+        raise SpecError(f"--tables {','.join(tables)} matches no table of job '{job.name}'")
+    # every identifier of every table is named at once, before any table is planned further
+    planned = [c.sanitize for c in contexts if c.sanitize is not None]
+    sanitize_plan.check_job(job, planned, all_tables=not tables)
+    contexts = _by_foreign_keys(contexts)
+
+    table_plans: list[TablePlan] = []
+    tasks: list[Task] = []
+    finalizers: dict[str, str] = {}
+    file_target = bool(getattr(target, "file_store", False))
+    for ctx in contexts:
+        module = mode_module(ctx.spec.mode or "copy")
+        parents = [finalizers[r] for r in _parents(ctx, contexts) if r in finalizers]
+        compile_table = module.compile
+        from runner.modes.backup import check_options
+
+        check_options(ctx.spec, file_target, ctx.index)
+        if file_target:  # a folder of files: copy and backup write files (modes/backup.py)
+            mode = ctx.spec.mode or "copy"
+            if mode not in target.capabilities.modes:
+                raise ctx.issue(
+                    f"mode {mode} cannot write to a file store {target.display_url} "
+                    f"(use one of: {', '.join(target.capabilities.modes)})"
+                )
+            from runner.modes import backup
+
+            compile_table = backup.compile_copy if mode == "copy" else backup.compile
+        table_plan, table_tasks = compile_table(ctx, after=parents)
+        table_plan = _with_sanitize(ctx, table_plan, table_tasks)
+        table_plans.append(table_plan)
+        tasks.extend(table_tasks)
+        finalizers[ctx.source_name] = table_tasks[-1].id
+    from runner import steps  # before:/after: SQL steps around the tables' tasks
+
+    table_plans, tasks = steps.place(
+        job, [c.spec for c in contexts], table_plans, tasks, source.dialect, target.dialect
+    )
+    if any(t.mode == "backup" for t in table_plans):
+        from runner.modes import backup
+
+        tasks.append(backup.manifest_task(table_plans, tasks, job, job.source, spec_hash(job)))
+    return Plan(
+        job=job.name,
+        spec_hash=spec_hash(job),
+        source=source.display_url,
+        target=target.display_url,
+        source_dialect=source.dialect,
+        target_dialect=target.dialect,
+        tables=tuple(table_plans),
+        tasks=tuple(tasks),
+        workers=job.workers,
+    )
+
+
+def _with_sanitize(ctx: TableContext, plan: TablePlan, tasks: list[Task]) -> TablePlan:
+    """The table's rules into every task that reads the source, and its column -> class -> rule
+    report into the plan. Done here rather than by each mode, so no mode can forget them."""
+    if ctx.sanitize is None:
+        return plan
+    for task in tasks:
+        if "select" in task.params and ctx.sanitize.params is not None:
+            task.params["sanitize"] = ctx.sanitize.params
+    profile = ctx.job.sanitize.profile if ctx.job.sanitize else None
+    report = {"profile": profile, "columns": ctx.sanitize.report}
+    return dataclasses.replace(plan, options={**plan.options, "sanitize": report})
+
+
+def _selected(name: str, spec: TableSpec, wanted: list[str]) -> bool:
+    candidates = {name, name.rpartition(".")[2], spec.to or ""}
+    return any(fnmatch.fnmatchcase(c, w) for c in candidates if c for w in wanted)
+
+
+def _context(
+    job: Job,
+    spec: TableSpec,
+    index: int,
+    name: str,
+    catalog: Catalog,
+    target_catalog: Catalog,
+    source: Connector,
+    target: Connector,
+) -> TableContext:
+    info = catalog.describe(name)
+    available = [c.name for c in info.columns]
+
+    def check_columns(names: list[str], key: str) -> None:
+        for column in names:
+            if column not in available:
+                raise SpecError(
+                    f"tables[{index}].{key}: column '{column}' does not exist in {name}"
+                    f"{did_you_mean(column, available)} (columns: {', '.join(available)})"
+                )
+
+    check_columns(spec.columns or [], "columns")
+    check_columns(spec.exclude or [], "exclude")
+    check_columns(list(spec.types or {}), "types")
+    check_columns(spec.primary_key or [], "primary_key")
+    chosen = [c for c in info.columns if (spec.columns is None or c.name in spec.columns)]
+    chosen = [c for c in chosen if c.name not in (spec.exclude or [])]
+    if not chosen:
+        raise SpecError(f"tables[{index}]: no columns left to copy from {name}")
+
+    key_columns = list(spec.primary_key or info.primary_key)
+    key_columns = [k for k in key_columns if any(c.name == k for c in chosen)]
+    columns, as_text = [], set()
+    key_integer = False
+    for column in chosen:
+        mapped = source_type(column.type_sql, source.dialect)
+        arrow = mapped.arrow
+        override = (spec.types or {}).get(column.name)
+        is_key = column.name in key_columns
+        if override:
+            arrow, ddl = override_type(override, target.dialect)
+            lossy = mapped.note
+        else:
+            tt = target_type(
+                arrow,
+                target.dialect,
+                length=mapped.length,
+                is_key=is_key,
+                source_dialect=source.dialect,
+            )
+            ddl = tt.ddl
+            lossy = "; ".join(n for n in (mapped.note, tt.lossy) if n) or None
+        if mapped.read_as_text:
+            as_text.add(column.name)
+        if is_key and column.name == key_columns[0]:
+            key_integer = pa.types.is_integer(arrow)
+        columns.append(ColumnPlan(column.name, column.type_sql, str(arrow), ddl, lossy))
+
+    def helper(name_: str) -> ColumnPlan:  # a column a sanitize rule reads but that is not copied
+        column = next(c for c in info.columns if c.name == name_)
+        mapped = source_type(column.type_sql, source.dialect)
+        if mapped.read_as_text:
+            as_text.add(column.name)
+        ddl = target_type(mapped.arrow, target.dialect, length=mapped.length).ddl
+        return ColumnPlan(column.name, column.type_sql, str(mapped.arrow), ddl, None)
+
+    read_columns = None
+    sanitized = sanitize_plan.plan_table(
+        job, job.tables[index], index, name, info, columns, key_columns, source.dialect,
+        target.dialect, helper, sanitize_plan.sampler_for(source, name, as_text),
+        spec.to or info.name,
+    )  # fmt: skip
+    if sanitized is not None and sanitized.params is not None:
+        read_columns, columns = sanitized.read, sanitized.columns
+        info = dataclasses.replace(
+            info,
+            columns=tuple(
+                dataclasses.replace(c, nullable=True) if c.name in sanitized.nullable else c
+                for c in info.columns
+            ),
+        )
+
+    where = None
+    if spec.where:
+        try:
+            where = parse_condition(spec.where, source.dialect)
+        except ValueError as exc:
+            raise SpecError(f"tables[{index}].where: {exc}") from None
+        where = normalize_identifiers(where, dialect=source.dialect)
+    target_name = spec.to or info.name
+    ctx = TableContext(
+        job=job,
+        spec=spec,
+        index=index,
+        info=info,
+        source_name=name,
+        target_name=target_name,
+        columns=columns,
+        read_as_text=as_text,
+        key=key_columns[0] if key_columns else None,
+        key_is_integer=key_integer,
+        where=where,
+        source=source,
+        target=target,
+        catalog=catalog,
+        target_exists=target.table_exists(target_name),
+        read_columns=read_columns,
+        sanitize=sanitized,
+    )
+    ctx.rows = catalog.count(name, where)
+    # a sanitized key's values change on the way: chunk k could not find its rows in staging by
+    # key range (and the ranges would put raw key values into the plan), so it is one chunk
+    if ctx.key and not (sanitized is not None and sanitized.key_sanitized):
+        chunk_rows = spec.chunk_rows or 100_000
+        key_arrow = next((c.arrow_type for c in columns if c.name == ctx.key), None)
+        if key_arrow not in ("binary", "large_binary"):  # bytes keys have no portable order
+            ctx.bounds = catalog.key_bounds(
+                name, ctx.key, where, ctx.rows, chunk_rows, key_integer, text=key_arrow == "string"
+            )
+    ctx.bytes = int(catalog.sample_row_bytes(ctx.select(), ctx.read_schema) * ctx.rows)
+    return ctx
+
+
+def _parents(ctx: TableContext, contexts: list[TableContext]) -> list[str]:
+    names = {c.source_name for c in contexts}
+    bare = {c.source_name.rpartition(".")[2]: c.source_name for c in contexts}
+    return [bare.get(r, r) for r in ctx.info.references if (bare.get(r, r) in names)]
+
+
+def _by_foreign_keys(contexts: list[TableContext]) -> list[TableContext]:
+    """Parents before children (stable otherwise); cycles keep the spec's order."""
+    ordered: list[TableContext] = []
+    placed: set[str] = set()
+    pending = list(contexts)
+    while pending:
+        for ctx in pending:
+            parents = [p for p in _parents(ctx, contexts) if p != ctx.source_name]
+            if all(p in placed for p in parents):
+                break
+        else:
+            ctx = pending[0]
+        pending.remove(ctx)
+        ordered.append(ctx)
+        placed.add(ctx.source_name)
+    return ordered
+
+
+def plan_json_hash(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
