@@ -402,7 +402,9 @@ def run_job(job: Any, job_path: str, args: argparse.Namespace, saved: Any = None
             else:  # a dask-local cluster starts while the plan is made
                 from runner.execute.dask import start
 
-                executor = start(choice, workers, source, target, job_path)
+                hmac_key = job.sanitize.key if job.sanitize else None
+                secret = hmac_key.get_secret_value() if hmac_key else None
+                executor = start(choice, workers, source, target, job_path, sanitize_key=secret)
             if resume:
                 plan = Plan.from_json(resume.plan_json)
                 print(

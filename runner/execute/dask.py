@@ -31,6 +31,8 @@ Secrets never travel in a task
     variables to set (``dask://`` checks every worker before the run starts). ``dask-local``
     sets rule 1's variables in the environment of the worker processes it starts, so passwords
     from a ``.env`` file or inline work there too. A ``.env`` file is read by the driver only.
+    The sanitize key goes the same way: a task carries only its id, and a worker reads the key
+    from ``ETLRUN_SANITIZE_KEY`` (set by ``dask-local``; by you on a ``dask://`` worker).
 
 Lost workers
     When a worker dies mid-chunk, the scheduler runs the chunk again on another worker (up to
@@ -68,7 +70,7 @@ from typing import Any
 from loguru import logger
 
 from runner.connectors.base import Connector
-from runner.errors import ConnectError, TransientError, UsageError
+from runner.errors import ConnectError, TaskError, TransientError, UsageError
 from runner.execute.context import Cancelled, RunContext, TaskResult
 from runner.execute.run import run_task
 from runner.execute.threads import ThreadExecutor
@@ -81,6 +83,10 @@ EXECUTOR_ENV = "ETLRUN_EXECUTOR"
 KNOWN = "threads, dask-local[:N] or dask://HOST:PORT"
 CONNECT_TIMEOUT = 15  # seconds to reach a dask:// scheduler
 CANCEL_POLL = 0.5  # seconds between a running chunk's questions about the cancel event
+
+DRIVER_MODES = frozenset({"purge"})
+"""Modes whose chunks stay on driver threads: a purge chunk writes its audit rows to the state
+store, which only the driver holds, and deletes in small batches that gain nothing from workers."""
 
 _LOCAL = re.compile(r"dask-local(?::(\d+))?")
 _REMOTE = re.compile(r"dask://([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})/?")
@@ -238,7 +244,9 @@ def dask_setup(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def check_worker(source: Endpoint, target: Endpoint) -> tuple[str, str | None]:
+def check_worker(
+    source: Endpoint, target: Endpoint, sanitize_key_id: str | None = None
+) -> tuple[str, str | None]:
     """Run on every worker before a ``dask://`` run: its etlrun version, and what is missing."""
     try:
         version = importlib.metadata.version("etlrun")
@@ -247,7 +255,11 @@ def check_worker(source: Endpoint, target: Endpoint) -> tuple[str, str | None]:
     try:
         source.resolve(os.environ)
         target.resolve(os.environ)
-    except ConnectError as exc:
+        if sanitize_key_id:
+            from runner.sanitize import key_for
+
+            key_for(sanitize_key_id)
+    except (ConnectError, TaskError) as exc:
         return version, str(exc)
     return version, None
 
@@ -300,6 +312,7 @@ class DaskExecutor:
             and isinstance(task, Task)
             and isinstance(ctx, RunContext)
             and task.kind == "chunk"
+            and task.mode not in DRIVER_MODES
         ):
             return self._local.submit(fn, *args)
         local: concurrent.futures.Future[TaskResult] = concurrent.futures.Future()
@@ -434,10 +447,14 @@ def start(
     source: Connector,
     target: Connector,
     spec_path: str | os.PathLike[str] | None = None,
+    sanitize_key: str | None = None,
 ) -> DaskExecutor | ThreadExecutor:
     """Connect to (or start) the cluster of ``choice`` and return the executor for one run.
 
-    A database only one process can open keeps the whole run on driver threads (with a warning).
+    ``sanitize_key`` is the job's ``sanitize.key``: like the passwords, it reaches the workers
+    through their environment (``ETLRUN_SANITIZE_KEY``), never inside a task, which carries
+    only the key's id. A database only one process can open keeps the whole run on driver
+    threads (with a warning).
     """
     _require_distributed()
     bound = [c for c in (source, target) if process_bound(c)]
@@ -460,6 +477,10 @@ def start(
             for role, connector in (("source", source), ("target", target))
             if (password := split_password(connector.url)[1])
         }
+        if sanitize_key:
+            from runner.sanitize import KEY_ENV
+
+            env[KEY_ENV] = sanitize_key
         starting: concurrent.futures.Future[Started] = concurrent.futures.Future()
         threading.Thread(
             target=_start_local,
@@ -475,7 +496,12 @@ def start(
     except Exception as exc:
         raise ConnectError(f"cannot reach the Dask scheduler at {choice.address}: {exc}") from exc
     try:
-        _preflight(client, *endpoints, address=choice.address)
+        key_id = None
+        if sanitize_key:
+            from runner.sanitize import key_id as id_of
+
+            key_id = id_of(sanitize_key)
+        _preflight(client, *endpoints, address=choice.address, sanitize_key_id=key_id)
     except BaseException:
         client.close()
         raise
@@ -546,10 +572,19 @@ def _local_cluster(processes: int, threads: int, env: dict[str, str]) -> Any:
         )
 
 
-def _preflight(client: Any, source: Endpoint, target: Endpoint, address: str) -> None:
-    """Every worker runs etlrun at the driver's version and can find the passwords."""
+def _preflight(
+    client: Any,
+    source: Endpoint,
+    target: Endpoint,
+    address: str,
+    sanitize_key_id: str | None = None,
+) -> None:
+    """Every worker runs etlrun at the driver's version and can find the passwords (and the
+    sanitize key)."""
     try:
-        answers: dict[str, tuple[str, str | None]] = client.run(check_worker, source, target)
+        answers: dict[str, tuple[str, str | None]] = client.run(
+            check_worker, source, target, sanitize_key_id
+        )
     except Exception as exc:
         raise ConnectError(
             f"the Dask workers at {address} cannot run etlrun tasks "

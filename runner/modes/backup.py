@@ -227,7 +227,8 @@ def _run_id(task: Task, ctx: RunContext) -> str:
     if not run_id:
         if task.params.get("mode") == "copy":
             return "run"
-        raise TaskError("backup is not available yet on the Dask executor (use threads)")
+        # threads and Dask workers both get it (ChunkPayload.run_id): the files are named by it
+        raise TaskError("a backup task needs the run's id to name its files; none was given")
     return str(run_id)
 
 

@@ -153,7 +153,8 @@ def _state(ctx: RunContext) -> Any:
     from runner.state.store import StateStore
 
     if not ctx.run_id:
-        raise TaskError("purge is not available yet on the Dask executor (use threads)")
+        # the executors always pass it (Dask keeps purge chunks on driver threads for this)
+        raise TaskError("a purge task needs the run's id and state store; none was given")
     return StateStore(ctx.state_url)
 
 

@@ -221,6 +221,30 @@ def test_dask_local_incremental_merges_what_changed(tmp_path: Path) -> None:
     assert len(rows_of(target, "numbers")) == NUMBERS_ROWS + 500
 
 
+def test_dask_local_workers_sanitize_with_the_key_from_their_environment(tmp_path: Path) -> None:
+    """The worker processes never registered the key: they find it in ETLRUN_SANITIZE_KEY, which
+    dask-local sets for them, and hash exactly as the driver's threads do."""
+    source = f"sqlite:///{tmp_path}/source.db"
+    create_numbers(source, NUMBERS_ROWS)
+    key = f"{CANARY}-sanitize-key"
+    tables = [{"name": "numbers", "chunk_rows": 400, "sanitize": {"label": "hash"}}]
+    hashed, outputs = {}, []
+    for executor in ("threads", "dask-local:2"):
+        name = executor.replace(":", "_").replace("-", "_")
+        target = f"sqlite:///{tmp_path}/{name}.db"
+        spec = write_spec(
+            tmp_path / f"sanitize_{name}.yaml", source, target, tables,
+            sanitize={"key": "${SANITIZE_KEY}"}, workers=4,
+        )  # fmt: skip
+        outputs.append(run(spec, "--executor", executor, env={"SANITIZE_KEY": key}))
+        hashed[executor] = rows_of(target, "numbers")
+    assert len(hashed["threads"]) == NUMBERS_ROWS
+    assert hashed["dask-local:2"] == hashed["threads"]
+    assert hashed["threads"][0][1] != "row 1x" and len(hashed["threads"][0][1]) == 64
+    assert "dask-local: 2 worker processes" in outputs[1]
+    assert all(CANARY not in out for out in outputs)
+
+
 # --- a worker killed mid-chunk -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:

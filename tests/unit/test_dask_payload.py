@@ -390,3 +390,78 @@ def test_the_base_install_never_imports_distributed() -> None:
         "assert 'distributed' not in sys.modules and 'dask' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- the sanitize key travels like a password: by the workers' environment -----------------------
+KEY_CANARY = f"{MARKER}-sanitize-key-0123456789"
+
+
+def test_a_chunk_with_keyed_rules_holds_the_key_id_not_the_key(tmp_path: Path) -> None:
+    import sqlite3
+    from contextlib import closing
+
+    from runner.plan.compiler import compile
+    from runner.sanitize import key_id
+
+    with closing(sqlite3.connect(tmp_path / "src.db")) as conn:
+        conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT)")
+        conn.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"p{i}@x.org") for i in range(9)])
+        conn.commit()
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        f"source: sqlite:///{tmp_path}/src.db\ntarget: sqlite:///{tmp_path}/dst.db\n"
+        "sanitize: {key: '${SANITIZE_KEY}'}\n"
+        "tables: [{name: people, chunk_rows: 3, sanitize: {email: hash}}]\n"
+    )
+    job = load(path, env={"SANITIZE_KEY": KEY_CANARY})
+    source, target = connect(job.source), connect(job.target)
+    plan = compile(job, source, target)
+    client = FakeClient()
+    executor = DaskExecutor(
+        client, 2, Endpoint.of("source", source.url), Endpoint.of("target", target.url)
+    )
+    ctx = RunContext(source=source, target=target, run_id="20261122T080000-ab12cd")
+    chunk = next(t for t in plan.tasks if t.kind == "chunk")
+    executor.submit(run_task, chunk, ctx)
+    [sent] = client.submitted
+    for blob in (pickle.dumps(sent), cloudpickle.dumps(sent)):
+        assert MARKER.encode() not in blob
+        for form in forms(KEY_CANARY):
+            assert form.encode() not in blob
+    assert key_id(KEY_CANARY) in pickle.dumps(sent).decode("latin-1")  # the id does travel
+    source.close()
+    target.close()
+
+
+def test_dask_local_gives_its_workers_the_sanitize_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.execute import dask as dask_executor
+    from runner.sanitize import KEY_ENV
+
+    seen: dict[str, str] = {}
+
+    def fake_start(processes: int, workers: int, env: dict[str, str], started: Any) -> None:
+        seen.update(env)
+        started.set_exception(ConnectError("not started in this test"))
+
+    monkeypatch.setattr(dask_executor, "_start_local", fake_start)
+    source, target = connect(f"sqlite:///{tmp_path}/a.db"), connect(f"sqlite:///{tmp_path}/b.db")
+    executor = start(parse_executor("dask-local:2"), 2, source, target, sanitize_key=KEY_CANARY)
+    executor.shutdown()
+    assert seen == {KEY_ENV: KEY_CANARY}
+
+
+def test_a_dask_worker_without_the_sanitize_key_is_named_before_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runner.execute.dask import check_worker
+    from runner.sanitize import KEY_ENV, key_id
+
+    unregistered = "a-key-this-process-never-registered"
+    endpoint = Endpoint.of("source", "sqlite:///a.db")
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    _, missing = check_worker(endpoint, endpoint, key_id(unregistered))
+    assert missing and KEY_ENV in missing
+    monkeypatch.setenv(KEY_ENV, unregistered)
+    assert check_worker(endpoint, endpoint, key_id(unregistered))[1] is None
