@@ -5,14 +5,15 @@ before:                                   # job: before every table's first task
   - "INSERT INTO etl_log VALUES ('start')"
 tables:
   - name: visits
-    before: [{sql: "ANALYZE visits", run_on: source}]   # before this table's prepare
+    before: [{sql: "ANALYZE visits", on: source}]   # before this table's prepare
     after: [steps/visits_indexes.sql]               # after its finalize (the swap)
 after:                                    # job: after every table's last task
   - "INSERT INTO etl_log VALUES ('end')"
 ```
 
 Each inline entry is exactly one statement, parsed by sqlglot in the dialect of the side it runs
-on (``run_on: target`` by default, or ``run_on: source``); a ``.sql`` file (relative to the
+on (``on: target`` by default, or ``on: source``; ``run_on:`` is an alias, since other YAML 1.1
+tools read a bare ``on`` as true); a ``.sql`` file (relative to the
 spec) may hold several, run in order in one transaction. Steps are tasks of kind ``sql``: they
 show in the plan, are recorded in the state store, and a resumed run does not repeat the ones
 already done.
@@ -38,6 +39,10 @@ def read_step(data: Any, spec_dir: Path | None) -> Any:
     """The shorthand (a statement or a ``.sql`` path) as a mapping; a file's text read in."""
     if isinstance(data, str):
         data = {"file": data} if data.strip().endswith(".sql") else {"sql": data}
+    if isinstance(data, dict) and "run_on" in data:  # the alias, for YAML 1.1 linters' sake
+        if "on" in data:
+            raise ValueError("'on' and 'run_on' are the same key; write one of them")
+        data = {("on" if k == "run_on" else k): v for k, v in data.items()}
     if isinstance(data, dict) and isinstance(data.get("file"), str) and data.get("sql") is None:
         path = Path(data["file"])
         if not path.is_absolute() and spec_dir is not None:
@@ -101,7 +106,7 @@ def _tasks(
     out: list[Task] = []
     for i, step in enumerate(steps or [], 1):
         label = f"{where}[{i - 1}]"
-        statements = _statements(step, dialects[step.run_on], label)
+        statements = _statements(step, dialects[step.on], label)
         out.append(
             Task(
                 id=f"{prefix}:{i}",
@@ -109,7 +114,7 @@ def _tasks(
                 table=table.target,
                 mode=table.mode,
                 deps=tuple(deps if not out else [out[-1].id]),
-                params={"run_on": step.run_on, "statements": statements, "file": step.file},
+                params={"run_on": step.on, "statements": statements, "file": step.file},
             )
         )
     return out

@@ -259,7 +259,7 @@ class _Builder:
         if node.tag not in (_PLAIN, STR):
             self._bad_tag(node, loc)
             return None
-        if node.tag == _PLAIN and node.value.lower() in AMBIGUOUS:
+        if node.tag == _PLAIN and node.value.lower() in AMBIGUOUS and not _step_on(node, loc):
             self.problem(node, (*loc, node.value), ambiguous(node.value))
         return str(node.value)
 
@@ -274,6 +274,13 @@ class _Builder:
                 continue
             for key, value in (self.build(source, loc) or {}).items():
                 out.setdefault(key, value)  # the first merged mapping that sets a key wins
+
+
+def _step_on(node: ScalarNode, loc: Loc) -> bool:
+    """``on:`` in a SQL step (``before[0].on``): the key DESIGN names. etlrun reads keys as text,
+    so it means 'on' here, whatever YAML 1.1 tools make of it."""
+    in_step = len(loc) >= 2 and isinstance(loc[-1], int) and loc[-2] in ("before", "after")
+    return node.value == "on" and in_step
 
 
 def ambiguous(text: str) -> str:

@@ -443,9 +443,9 @@ class SqlStep(_Model):
     ``file``, the file's text."""
     file: str | None = None
     """A ``.sql`` file of statements, relative to the spec; its text is part of the spec hash."""
-    run_on: Literal["source", "target"] = "target"
-    """Where the step runs: on the target (default) or on the source. (Not ``on:``: YAML 1.1
-    reads a bare ``on`` as a boolean, a trap etlrun's loader refuses.)"""
+    on: Literal["source", "target"] = "target"
+    """Where the step runs: on the target (default) or on the source. etlrun reads YAML 1.2,
+    so a bare ``on:`` key is the text 'on' here (``run_on:`` is accepted too)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -25,7 +25,7 @@ tables:
       - >-
         INSERT INTO etl_log (what, n)
         SELECT 'a before', count(*) FROM sqlite_master WHERE name LIKE 'a%'
-      - {sql: "INSERT INTO src_log VALUES ('read by etlrun')", run_on: source}
+      - {sql: "INSERT INTO src_log VALUES ('read by etlrun')", on: source}
     after:
       - INSERT INTO etl_log (what, n) SELECT 'a after', count(*) FROM a
   - name: b
@@ -120,3 +120,36 @@ def test_step_errors_are_spec_errors(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "steps.yaml:7:5: before[1]: one statement per entry, not 2" in done.stdout
     assert "tables[1].after[0]: cannot read the SQL file" in done.stdout
+
+
+def test_on_is_the_key_and_run_on_an_alias(tmp_path: Path) -> None:
+    """etlrun reads YAML 1.2: a bare ``on:`` in a step is the text 'on', not true."""
+    spec = make_job(tmp_path)
+    block = (
+        '    before:\n      - {sql: "SELECT 1", on: source}\n'
+        '      - {sql: "SELECT 2", run_on: source}\n'
+    )
+    text = SPEC.replace("  - name: b\n", "  - name: b\n" + block)
+    spec.write_text(text)
+    plan = json.loads(run_cli("plan", spec, "--format", "json", cwd=tmp_path).stdout)
+    tasks = {t["id"]: t for t in plan["tasks"]}
+    assert tasks["b:before:1"]["params"]["run_on"] == "source"
+    assert tasks["b:before:2"]["params"]["run_on"] == "source"
+
+    spec.write_text(
+        text.replace(
+            'on: source}\n      - {sql: "SELECT 2"', 'on: sauce}\n      - {sql: "SELECT 2"'
+        )
+    )
+    done = run_cli("validate", spec, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "tables[1].before[0].on: 'sauce' is not one of: source, target" in done.stdout
+
+    spec.write_text(text.replace("run_on: source}", "run_on: source, on: target}"))
+    done = run_cli("validate", spec, cwd=tmp_path)
+    assert done.returncode == 2 and "'on' and 'run_on' are the same key" in done.stdout
+
+    # elsewhere a bare `on` is still the YAML 1.1 trap it is
+    spec.write_text(text.replace("workers: 4\n", "workers: 4\non: true\n"))
+    done = run_cli("validate", spec, cwd=tmp_path)
+    assert done.returncode == 2 and "ambiguous YAML value 'on'" in done.stdout
