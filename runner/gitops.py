@@ -1,29 +1,18 @@
-"""Folders of job specs, the ones changed since a git ref, and ``connections.yaml`` beside them.
+"""Folders of job specs, and the ones changed since a git ref.
 
 A folder stands for every ``*.yaml`` / ``*.yml`` under it (sorted), except ``connections.yaml``,
-which names connections for the specs in its folder::
-
-    # jobs/connections.yaml
-    clinic: ${CLINIC_URL:-sqlite:///demo/clinic.db}
-    analytics: postgresql://etl:${ANALYTICS_PASSWORD}@db/analytics
-
-    # jobs/nightly.yaml
-    source: clinic
-    target: analytics
+which names connections for the specs in its folder (:mod:`runner.connections`).
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
+from runner.connections import FILE_NAMES
 from runner.errors import UsageError
 
-CONNECTIONS_FILE = "connections.yaml"
+CONNECTIONS_FILE = FILE_NAMES[0]
 SPEC_SUFFIXES = (".yaml", ".yml")
 NOT_SPECS = frozenset({CONNECTIONS_FILE, "connections.yml", ".pre-commit-hooks.yaml"})
 
@@ -83,46 +72,3 @@ def _git(args: list[str], cwd: Path) -> str:
         message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
         raise UsageError(f"--changed-since: git {args[0]}: {message}")
     return done.stdout
-
-
-_CONNECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def resolve_connection(
-    value: str, spec_file: str, lookup: Callable[[str], str | None], where: str
-) -> tuple[str, str | None]:
-    """``value`` if it is a URL; else the URL the ``connections.yaml`` beside ``spec_file``
-    names it, ``${...}`` expanded (what it expands is registered as secret). Returns
-    (url, error)."""
-    if not _CONNECTION_NAME.fullmatch(value):
-        return value, None
-    folder = Path(spec_file).parent
-    candidates = (folder / CONNECTIONS_FILE, folder / "connections.yml")
-    file = next((c for c in candidates if c.is_file()), None)
-    if file is None:
-        return value, (
-            f"'{value}' is neither a URL nor a named connection "
-            f"(no {CONNECTIONS_FILE} in {folder or '.'})"
-        )
-    from runner import secrets
-    from runner.spec._interpolate import interpolate
-
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        return value, f"{file}: cannot read: {exc}"
-    if isinstance(data, dict) and isinstance(data.get("connections"), dict):
-        data = data["connections"]
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        return value, f"{file}: expected a mapping of connection name -> URL"
-    if value not in data:
-        known = ", ".join(sorted(data)) or "none"
-        return value, f"no connection '{value}' in {file} (defined: {known})"
-    expansion = interpolate(data[value], lookup, where)
-    if expansion.errors:
-        return value, f"{file}: {value}: {'; '.join(expansion.errors)}"
-    for name, used in expansion.used.items():
-        if secrets.is_secret_name(name) or ":" in name:
-            secrets.register(used)
-    secrets.register_url(expansion.text)
-    return expansion.text, None

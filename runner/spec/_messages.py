@@ -24,7 +24,8 @@ LATER = {
     "files": "file jobs ('files:') are not available yet",
     "audit_table": "'audit_table' (the purge audit mirrored into the source database) is not "
     "available yet; the audit is in the state store ('etlrun history --purges')",
-    "connections": "named connections are not available yet; write the URL",
+    "connections": "named connections go in a connections.yaml beside the spec (name: URL); "
+    "then write the name as source: or target:",
 }
 """Keys DESIGN §3 promises that this version does not read yet."""
 

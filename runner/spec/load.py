@@ -113,8 +113,8 @@ def validate_paths(
             files.append(spec)
             try:
                 load(given if spec == path else spec, env)
-            except SpecError as exc:
-                issues.extend(exc.errors)
+            except SpecError as exc:  # a shared connections.yaml's issue is reported once
+                issues.extend(i for i in exc.errors if i not in issues)
     return files, issues
 
 
@@ -147,7 +147,9 @@ def check_text(text: str, file: str, env: Mapping[str, str]) -> tuple[Job | None
 
 
 def _interpolate(doc: Document, file: str, env: Mapping[str, str]) -> list[SpecIssue]:
-    """Expand ``${...}`` in every string of ``doc.data`` in place; register what is secret."""
+    """Expand ``${...}`` in every string of ``doc.data`` in place; register what is secret.
+
+    Returns the issues found in other files: the ``.env`` and ``connections.yaml`` beside it."""
     dotenv_path = Path(file).parent / ".env"
     where = "the environment" if file == STRING_FILE else f"the environment or in {dotenv_path}"
     cache: list[DotEnv | None] = []
@@ -178,16 +180,19 @@ def _interpolate(doc: Document, file: str, env: Mapping[str, str]) -> list[SpecI
 
     raw = doc.data
     doc.data = walk(raw, ())
+    connection_issues: list[SpecIssue] = []
     if isinstance(raw, dict) and isinstance(doc.data, dict) and file != STRING_FILE:
-        from runner.gitops import resolve_connection
+        from runner.connections import Connections
 
+        named = Connections(file)
         for key in ("source", "target"):  # a name from connections.yaml beside the spec
             if isinstance(doc.data.get(key), str) and (key,) not in doc.bad:
-                url, error = resolve_connection(doc.data[key], file, lookup, where)
-                if error:
-                    doc.problems.append(Problem(doc.positions.value((key,)), (key,), error))
+                found = named.resolve(doc.data[key], lookup, where)
+                if found.error:
+                    doc.problems.append(Problem(doc.positions.value((key,)), (key,), found.error))
                     doc.bad.add((key,))
-                doc.data[key] = url
+                connection_issues += [i for i in found.issues if i not in connection_issues]
+                doc.data[key] = found.url
     if isinstance(raw, dict) and isinstance(doc.data, dict):
         for key in ("source", "target"):
             if isinstance(doc.data.get(key), str):
@@ -196,8 +201,9 @@ def _interpolate(doc: Document, file: str, env: Mapping[str, str]) -> list[SpecI
                 _warn_inline_password(raw[key], file, doc.positions, key)
     loaded = cache[0] if cache else None
     if loaded is None:
-        return []
-    return [SpecIssue(str(loaded.path), line, 1, "", msg) for line, msg in loaded.errors]
+        return connection_issues
+    dotenv_issues = [SpecIssue(str(loaded.path), line, 1, "", msg) for line, msg in loaded.errors]
+    return dotenv_issues + connection_issues
 
 
 def _warn_inline_password(url: str, file: str, positions: Positions, key: str) -> None:
