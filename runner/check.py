@@ -221,3 +221,53 @@ def render_text(results: list[TableCheck]) -> str:
 def render_json(results: list[TableCheck]) -> str:
     data = {"equal": all(r.equal for r in results), "tables": [asdict(r) for r in results]}
     return json.dumps(data, indent=2, default=str) + "\n"
+
+
+def render_github(results: list[TableCheck], spec_path: str) -> str:
+    """The text report, after one GitHub Actions ``::error`` per table that differs, placed on
+    the spec line of its ``tables:`` entry (the entry whose name or glob matches)."""
+    from runner._github import annotation
+
+    lines = []
+    for r in results:
+        if r.equal:
+            continue
+        if r.target_missing:
+            what = f"the target table {r.target} is missing ({r.source_rows:,} source rows)"
+        else:
+            ranges = "; ".join(
+                f"{_range(d, r.key)}: source {d.source_rows:,}, target {d.target_rows:,}"
+                for d in r.differences[:5]
+            )
+            more = f" and {len(r.differences) - 5} more" if len(r.differences) > 5 else ""
+            what = f"source {r.source_rows:,} rows, target {r.target_rows:,} rows" + (
+                f"; differing key ranges: {ranges}{more}" if ranges else ""
+            )
+        line = _spec_line(spec_path, r.source)
+        message = f"etlrun check: table {r.source} -> {r.target} differs: {what}"
+        lines.append(annotation("error", spec_path, line, None, message))
+    return "\n".join(lines) + ("\n" if lines else "") + render_text(results)
+
+
+def _spec_line(spec_path: str, source_table: str) -> int:
+    """The line of the ``tables:`` entry that names ``source_table`` (1 if none is found)."""
+    from fnmatch import fnmatchcase
+    from pathlib import Path
+
+    from runner.spec._yaml import parse
+
+    try:
+        doc = parse(Path(spec_path).read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError):
+        return 1
+    tables = doc.data.get("tables") if isinstance(doc.data, dict) else None
+    if not isinstance(tables, list):
+        return 1
+    bare = source_table.rsplit(".", 1)[-1]
+    for i, entry in enumerate(tables):
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if isinstance(name, str) and (
+            name in (source_table, bare) or fnmatchcase(source_table, name)
+        ):
+            return doc.positions.value(("tables", i)).line
+    return doc.positions.key(("tables",)).line

@@ -222,7 +222,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("job", metavar="JOB.yaml")
     check.add_argument("--tables", action="append", metavar="NAMES")
-    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="github: also an ::error annotation on the spec line of each table that differs",
+    )
 
     for verb, what in NOT_YET.items():
         later = sub.add_parser(verb, parents=[common], help=f"not available yet: {what}")
@@ -496,11 +501,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _github_annotation(file: str, line: int, col: int, message: str) -> str:
-    def escape(text: str, prop: bool = False) -> str:
-        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+    from runner._github import annotation
 
-    return f"::error file={escape(file, True)},line={line},col={col}::{escape(scrub(message))}"
+    return annotation("error", file, line, col, message)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -780,7 +783,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         source.close()
         target.close()
-    sys.stdout.write(scrub((render_json if args.format == "json" else render_text)(results)))
+    if args.format == "github":
+        from runner.check import render_github
+
+        sys.stdout.write(scrub(render_github(results, args.job)))
+    else:
+        sys.stdout.write(scrub((render_json if args.format == "json" else render_text)(results)))
     return 0 if all(r.equal for r in results) else 4
 
 

@@ -186,3 +186,28 @@ def test_verify_checksum(tmp_path: Path) -> None:
     assert "verify checksum failed" in result.stderr
     with closing(sqlite3.connect(target)) as conn:  # the earlier copy is still there, unchanged
         assert conn.execute("SELECT typeof(price) FROM items_copy LIMIT 1").fetchone() == ("real",)
+
+
+def test_format_github_annotates_the_table_entry_that_differs(tmp_path: Path) -> None:
+    source = _source(tmp_path / "s.db", 3_000)
+    with closing(sqlite3.connect(source)) as conn:
+        conn.execute("CREATE TABLE other AS SELECT * FROM items")
+        conn.commit()
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        f"source: sqlite:///{source}\ntarget: sqlite:///{tmp_path / 't.db'}\n"
+        "tables:\n  - other\n  - name: items\n    chunk_rows: 500\n"
+    )
+    assert run_cli("run", job, cwd=tmp_path).returncode == 0
+    same = run_cli("check", job, "--format", "github", cwd=tmp_path)
+    assert same.returncode == 0 and "::" not in same.stdout and "all equal" in same.stdout
+    with closing(sqlite3.connect(tmp_path / "t.db")) as conn:
+        conn.execute("DELETE FROM items WHERE id = 1500")
+        conn.commit()
+    differ = run_cli("check", job, "--format", "github", cwd=tmp_path)
+    assert differ.returncode == 4
+    (annotation,) = [line for line in differ.stdout.splitlines() if line.startswith("::")]
+    assert annotation.startswith(f"::error file={job},line=5::etlrun check: table items -> items")
+    assert "source 3%2C000 rows" not in annotation  # commas are escaped in properties only
+    assert "source 3,000 rows, target 2,999 rows; differing key ranges: id in (" in annotation
+    assert "1 different." in differ.stdout  # the text report follows
