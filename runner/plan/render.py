@@ -113,7 +113,8 @@ def _n(count: int, noun: str) -> str:
 
 def to_markdown(plans: list[Plan]) -> str:
     """A summary of one or more plans for a pull-request comment (GitHub-flavoured markdown):
-    per job its tables, mode, action, rows to move, DDL, lossy casts and sanitize rules."""
+    per job its tables, mode, action, rows to move, rows/files to delete, DDL, lossy casts and
+    sanitize rules."""
     total = sum(t.rows for p in plans for t in p.tables)
     lines = [
         f"## etlrun plan: {_n(len(plans), 'job')}, "
@@ -127,18 +128,17 @@ def to_markdown(plans: list[Plan]) -> str:
             f"`{plan.source}` [{plan.source_dialect}] → `{plan.target}` [{plan.target_dialect}]"
             f" · spec `{plan.spec_hash}` · plan `{plan.fingerprint}`",
             "",
-            "| table | target | mode | action | rows | size | chunks |",
-            "|---|---|---|---|--:|--:|--:|",
+            "| table | target | mode | action | rows | size | chunks | deletes |",
+            "|---|---|---|---|--:|--:|--:|---|",
         ]
         for table in plan.tables:
-            action = "replace" if table.target_exists else "create"
-            if table.options.get("if_exists") in ("append", "truncate") and table.target_exists:
-                action = table.options["if_exists"]
+            action = _action(table)
             if action == "replace":
                 action = "**replace** (existing rows are replaced)"
             lines.append(
                 f"| `{table.source}` | `{table.target}` | {table.mode} | {action} | "
-                f"{table.rows:,} | {human_bytes(table.bytes)} | {len(table.chunks)} |"
+                f"{table.rows:,} | {human_bytes(table.bytes)} | {len(table.chunks)} | "
+                f"{_deletes(table, plan)} |"
             )
         lossy = [(t.target, c) for t in plan.tables for c in t.columns if c.lossy]
         if lossy:
@@ -167,3 +167,52 @@ def to_markdown(plans: list[Plan]) -> str:
             lines += [s.rstrip().rstrip(";") + ";" for s in ddl]
             lines += ["```", "", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def _action(table: TablePlan) -> str:
+    if table.mode == "purge":
+        return "delete"
+    if table.mode == "backup":
+        return "write files"
+    if table.mode in ("incremental", "sync") and table.target_exists:
+        return "merge"
+    action = "replace" if table.target_exists else "create"
+    if table.options.get("if_exists") in ("append", "truncate") and table.target_exists:
+        action = table.options["if_exists"]
+    return action
+
+
+def _deletes(table: TablePlan, plan: Plan) -> str:
+    """What a run of ``table`` deletes or drops, as far as the plan can know it, in bold."""
+    o = table.options
+    if table.mode == "purge":
+        backup = f"backed up to `{o['backup']}` first" if o.get("backup") else "**no backup**"
+        return f"**{o.get('matching_rows', table.rows):,} rows** matching `{o['where']}`, {backup}"
+    if table.mode == "sync" and table.target_exists:
+        if not o.get("delete", True):
+            return "none (`delete: false`)"
+        limits = []
+        if o.get("max_delete") is not None:
+            limits.append(f"{o['max_delete']:,} rows")
+        if o.get("max_delete_pct") is not None:
+            limits.append(f"{o['max_delete_pct']:g}%")
+        refuse = f"; refused above {' or '.join(limits)}" if limits else ""
+        return f"**target rows the source no longer has** (counted at run time{refuse})"
+    if table.mode == "backup":
+        manifest = next((t for t in plan.tasks if t.kind == "manifest"), None)
+        keep = manifest.params.get("keep") if manifest is not None else None
+        if keep:
+            return f"**files of backups older than the newest {keep}** (after this one verifies)"
+        return "none"
+    if table.mode == "bulk" and table.target_exists:
+        keep = o.get("keep_backups", 1)
+        if not keep:
+            return "**the current target table** (`keep_backups: 0`)"
+        return f"**`{table.target}__prev_*` tables beyond the newest {keep}**"
+    if table.mode == "copy" and table.target_exists:
+        how = o.get("if_exists", "replace")
+        if how == "replace":
+            return "**every existing target row** (replaced in one swap)"
+        if how == "truncate":
+            return "**every existing target row** (truncated, then loaded)"
+    return "none"

@@ -147,3 +147,38 @@ def test_apply_with_a_postgres_source_refuses_after_alter_table(
     assert applied.returncode == 0, applied.stderr
     assert len(target_rows(tmp_path / "target.db")) == 30
     engine.dispose()
+
+
+def test_markdown_says_what_each_job_deletes(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    source = make_source(tmp_path / "source.db")
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    copy = write_spec(jobs, "copy", source, target)
+    assert run_cli("run", copy, cwd=tmp_path).returncode == 0  # the target exists now
+    (jobs / "sync.yaml").write_text(
+        f"source: {source}\ntarget: {target}\n"
+        "tables: [{name: items, mode: sync, max_delete: 3}]\n"
+    )
+    (jobs / "purge.yaml").write_text(
+        f"source: {source}\ntarget: {source}\ntables:\n"
+        f"  - {{name: items, mode: purge, where: 'id < 10', backup: 'file://{tmp_path}/p/'}}\n"
+    )
+    (jobs / "backup.yaml").write_text(
+        f"source: {source}\ntarget: file://{tmp_path}/backups/\n"
+        "defaults: {mode: backup, retention: {keep: 3}}\ntables: [items]\n"
+    )
+    done = run_cli("plan", "jobs", "--format", "markdown", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("| `items`")]
+    assert len(lines) == 4  # one row per job, each for table items; the mode tells them apart
+    by_mode = {line.split("|")[3].strip(): line.split("|")[8].strip() for line in lines}
+    assert by_mode["copy"] == "**every existing target row** (replaced in one swap)"
+    assert by_mode["sync"].startswith("**target rows the source no longer has**")
+    assert "refused above 3 rows or 50%" in by_mode["sync"]
+    assert by_mode["purge"] == (
+        f"**10 rows** matching `id < 10`, backed up to `file://{tmp_path}/p/` first"
+    )
+    assert by_mode["backup"] == (
+        "**files of backups older than the newest 3** (after this one verifies)"
+    )
