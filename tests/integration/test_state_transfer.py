@@ -107,3 +107,49 @@ def test_unlock_clears_a_dead_holder_and_refuses_a_live_one(tmp_path: Path) -> N
     done = run_cli("--state", url, "state", "unlock", "moving")
     assert done.returncode == 0, done.stderr
     assert "run r1, pid 4000000 on ci-runner-that-vanished" in done.stdout
+
+
+def test_an_incremental_run_on_a_fresh_runner_continues_from_the_imported_watermark(
+    tmp_path: Path,
+) -> None:
+    with closing(sqlite3.connect(tmp_path / "source.db")) as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT, seq INTEGER NOT NULL)")
+        conn.executemany("INSERT INTO items VALUES (?, ?, ?)", [(i, "a", i) for i in range(1, 31)])
+        conn.commit()
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        f"job: nightly\nsource: sqlite:///{tmp_path / 'source.db'}\n"
+        f"target: sqlite:///{tmp_path / 'target.db'}\n"
+        "tables: [{name: items, mode: incremental, cursor: seq, chunk_rows: 10}]\n"
+    )
+    runner_a = f"sqlite:///{tmp_path / 'runner-a' / 'state.db'}"
+    assert run_cli("--state", runner_a, "run", spec, cwd=tmp_path).returncode == 0
+    export = tmp_path / "bucket" / "state.json.gz"
+    assert run_cli("--state", runner_a, "state", "export", export).returncode == 0
+
+    with closing(sqlite3.connect(tmp_path / "source.db")) as conn:
+        # below the watermark without moving the cursor: an incremental run must not see it
+        conn.execute("UPDATE items SET v = 'unseen' WHERE id = 5")
+        conn.executemany("INSERT INTO items VALUES (?, ?, ?)", [(i, "b", i) for i in (31, 32)])
+        conn.execute("UPDATE items SET v = 'seen', seq = 33 WHERE id = 6")
+        conn.commit()
+
+    runner_b = f"sqlite:///{tmp_path / 'runner-b' / 'state.db'}"  # a new CI runner: no state
+    assert run_cli("--state", runner_b, "state", "import", export).returncode == 0
+    plan = run_cli("--state", runner_b, "plan", spec, cwd=tmp_path).stdout
+    assert "watermark seq: 30 -> 33" in plan
+    done = run_cli("--state", runner_b, "run", spec, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = json.loads(run_cli("--state", runner_b, "history", "--format", "json").stdout)
+    # newest first: the rows with seq >= 30 (the watermark row is re-read: ties are never lost)
+    assert [r["rows"] for r in runs] == [4, 30]
+    with closing(sqlite3.connect(tmp_path / "target.db")) as conn:
+        rows = dict(conn.execute("SELECT id, v FROM items").fetchall())
+    assert len(rows) == 32 and rows[5] == "a" and rows[6] == "seen" and rows[32] == "b"
+
+    # without the import, the same run would start from nothing and re-read every row
+    fresh = f"sqlite:///{tmp_path / 'runner-c' / 'state.db'}"
+    assert (
+        "watermark seq: (unset: every row)"
+        in run_cli("--state", fresh, "plan", spec, cwd=tmp_path).stdout
+    )
