@@ -90,7 +90,9 @@ def pg_reset(*sql: str) -> None:
         conn.execute("CHECKPOINT")  # the previous run's dirty pages are not this run's cost
 
 
-def etlrun_tool(workload: str, target: str, reset, verify, chunk_rows: int, extra=None) -> Tool:
+def etlrun_tool(
+    workload: str, target: str, reset, verify, chunk_rows: int, extra=None, executor="threads"
+) -> Tool:
     spec = WORK / f"{workload.lower()}.yaml"
     source = f"mariadb://root@127.0.0.1:3306/{MY_DB}" if workload == "W2" else f"{PG}/{PG_SRC}"
     note = f"chunk_rows {chunk_rows}" + (
@@ -104,7 +106,39 @@ def etlrun_tool(workload: str, target: str, reset, verify, chunk_rows: int, extr
                     chunk_rows=chunk_rows, source=source, target=target, extra=extra)
     )  # fmt: skip
     state = f"sqlite:///{WORK}/state.db"
-    return Tool("etlrun", [ETLRUN, "run", spec, "--fresh", "--state", state], reset, verify)
+    command = [ETLRUN, "run", spec, "--fresh", "--state", state]
+    if executor == "threads":
+        return Tool("etlrun", command, reset, verify)
+    address = DASK_CLUSTER.address() if executor == "dask" else None
+    name = f"etlrun {executor}"  # also names the log file: no '/'
+    detail = "dask://, a 2-worker cluster started beforehand; RSS: the driver" if address else ""
+    return Tool(name, [*command, "--executor", address or executor], reset, verify, detail=detail)
+
+
+class _Cluster:
+    """The 2-worker cluster ``--executor dask://`` runs on, started once (not timed), stopped at
+    exit. Like a cluster a team already runs: its start is not part of a run's cost."""
+
+    def __init__(self) -> None:
+        self.cluster = None
+
+    def address(self) -> str:
+        if self.cluster is None:
+            import distributed
+
+            self.cluster = distributed.LocalCluster(
+                n_workers=WORKERS, threads_per_worker=1, processes=True,
+                dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+            )  # fmt: skip
+        host, port = self.cluster.scheduler_address.removeprefix("tcp://").rsplit(":", 1)
+        return f"dask://{host}:{port}"
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+DASK_CLUSTER = _Cluster()
 
 
 def baseline_python() -> tuple[Path, str]:
@@ -140,8 +174,9 @@ def workload_tools(workload: str, rows: int, args: argparse.Namespace) -> list[T
             Tool("baseline", f"{copy_out} | {copy_in}",
                  lambda: pg_reset("DROP TABLE IF EXISTS events_copy", pg_ddl("events_copy")),
                  lambda: pg_count(PG_DST, "events_copy"), detail="psql COPY binary pipe"),
-            etlrun_tool("W1", f"{PG}/{PG_DST}", lambda: pg_reset("DROP TABLE IF EXISTS events"),
-                        lambda: pg_count(PG_DST, "events"), chunk),
+            *(etlrun_tool("W1", f"{PG}/{PG_DST}", lambda: pg_reset("DROP TABLE IF EXISTS events"),
+                          lambda: pg_count(PG_DST, "events"), chunk, executor=executor)
+              for executor in args.executors.split(",") if executor),
         ]  # fmt: skip
     elif workload == "W2":
         python, note = baseline_python()
@@ -248,6 +283,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--rows-list", default="1000000,5000000")
     parser.add_argument("--chunk-rows", type=int, help="override the specs' chunk_rows")
+    parser.add_argument(
+        "--executors", default="threads,dask-local:2,dask",
+        help="W1's etlrun executors: threads, dask-local:N, dask (a pre-started 2-worker cluster)",
+    )  # fmt: skip
     args = parser.parse_args()
     workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     if args.memory_check and args.workloads == parser.get_default("workloads"):
@@ -276,6 +315,7 @@ def main() -> None:
             print_table(results, title, args.markdown)
             out["results"] = as_json(results)
     finally:
+        DASK_CLUSTER.close()
         if not args.keep:
             cleanup()
     path = WORK / ("memory.json" if args.memory_check else "results.json")

@@ -481,10 +481,12 @@ def start(
             from runner.sanitize import KEY_ENV
 
             env[KEY_ENV] = sanitize_key
+        # what every worker imports before its first chunk: the connectors of this run too
+        preload = ["distributed", __name__, *sorted({type(c).__module__ for c in (source, target)})]
         starting: concurrent.futures.Future[Started] = concurrent.futures.Future()
         threading.Thread(
             target=_start_local,
-            args=(choice.processes, workers, env, starting),
+            args=(choice.processes, workers, env, preload, starting),
             name="etlrun dask-local",
             daemon=True,
         ).start()
@@ -512,13 +514,15 @@ def _start_local(
     processes: int,
     workers: int,
     env: dict[str, str],
+    preload: list[str],
     started: concurrent.futures.Future[Started],
 ) -> None:
     """Start a LocalCluster (in a thread, while the driver plans) and hand it over."""
     began = time.monotonic()
     cluster = None
     try:
-        cluster = _local_cluster(processes, math.ceil(workers / processes), env)
+        method = _start_forkserver(preload)
+        cluster = _local_cluster(processes, math.ceil(workers / processes), env, method)
         import distributed
 
         client = distributed.Client(cluster)
@@ -539,25 +543,39 @@ def _start_local(
     started.set_result((client, cluster))
 
 
-def _local_cluster(processes: int, threads: int, env: dict[str, str]) -> Any:
+def _start_forkserver(preload: list[str]) -> str:
+    """The worker processes' start method; for forkserver, its server is started right now.
+
+    The worker processes fork from one server process that has imported ``preload`` once
+    (distributed, etlrun, the run's connectors), instead of each importing them anew (spawn):
+    they start faster, stop in a few ms instead of a second, and their first chunk imports
+    nothing. Started first, the server's imports overlap with this thread's own import of
+    distributed and the driver's planning, instead of following them. A worker restarted later
+    forks from the same server.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    from multiprocessing import forkserver
+
+    forkserver.set_forkserver_preload(preload)
+    forkserver.ensure_running()  # returns at once; the server imports while we go on
+    return "forkserver"
+
+
+def _local_cluster(processes: int, threads: int, env: dict[str, str], method: str) -> Any:
     import dask
     import distributed
+    import distributed.utils
 
-    # forkserver: the worker processes fork from one that has imported distributed and etlrun
-    # once, instead of each importing them anew (spawn); it starts them faster and, above all,
-    # stops them in a few ms instead of a second. A worker restarted later spawns: that's fine.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     settings = {
         "distributed.worker.multiprocessing-method": method,
         # the workers' sampling profiler only feeds the dashboard: not worth its CPU here
         "distributed.worker.profile.enabled": False,
     }
+    # distributed would pick its own forkserver preload list (importing numpy and pandas here
+    # to see whether they exist); the server already runs with ours
+    distributed.utils._forkserver_preload_set = True
     with dask.config.set(settings):
-        if method == "forkserver":
-            from distributed.utils import get_mp_context
-
-            # after distributed has set its own list, which this one includes
-            get_mp_context().set_forkserver_preload(["distributed", __name__])
         return distributed.LocalCluster(
             n_workers=processes,
             threads_per_worker=threads,

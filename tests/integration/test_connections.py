@@ -138,3 +138,33 @@ def test_a_connections_key_in_a_spec_points_to_the_file(tmp_path: Path) -> None:
     done = run_cli("validate", spec, cwd=tmp_path)
     assert done.returncode == 2
     assert "connections: unknown key: named connections go in a connections.yaml" in done.stdout
+
+
+def test_the_gitops_example_runs(tmp_path: Path) -> None:
+    """examples/gitops/jobs: named connections and SQL steps (``on: source``) on the demo data."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    clinic = tmp_path / "clinic.db"
+    subprocess.run(
+        [sys.executable, REPO / "demo" / "make_clinic.py", clinic, "--rows-scale", "0.02"],
+        check=True,
+        capture_output=True,
+    )
+    env = {"CLINIC_URL": f"sqlite:///{clinic}", "MART_URL": f"sqlite:///{tmp_path / 'mart.db'}"}
+    jobs = REPO / "examples" / "gitops" / "jobs"
+    first = (jobs / "clinic_mart.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../../../schemas/job.schema.json"
+    assert (jobs / first.split("=", 1)[1]).resolve() == REPO / "schemas" / "job.schema.json"
+    done = run_cli("run", jobs, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with closing(sqlite3.connect(tmp_path / "mart.db")) as conn:
+        log = conn.execute("SELECT what, n FROM etl_log").fetchall()
+        visits = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert log == [("start", 0), ("done", visits)] and visits > 0
+    assert {"visits_by_patient", "visits_by_date"} <= indexes
+    with closing(sqlite3.connect(clinic)) as conn:  # ANALYZE ran on the source
+        assert conn.execute("SELECT count(*) FROM sqlite_stat1").fetchone()[0] > 0

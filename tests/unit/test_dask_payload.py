@@ -441,8 +441,11 @@ def test_dask_local_gives_its_workers_the_sanitize_key(
 
     seen: dict[str, str] = {}
 
-    def fake_start(processes: int, workers: int, env: dict[str, str], started: Any) -> None:
+    def fake_start(
+        processes: int, workers: int, env: dict[str, str], preload: list[str], started: Any
+    ) -> None:
         seen.update(env)
+        assert "runner.connectors.sqlite" in preload  # the workers import the run's connectors
         started.set_exception(ConnectError("not started in this test"))
 
     monkeypatch.setattr(dask_executor, "_start_local", fake_start)
