@@ -468,3 +468,22 @@ def test_a_dask_worker_without_the_sanitize_key_is_named_before_the_run(
     assert missing and KEY_ENV in missing
     monkeypatch.setenv(KEY_ENV, unregistered)
     assert check_worker(endpoint, endpoint, key_id(unregistered))[1] is None
+
+
+def test_purge_chunks_stay_on_the_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A purge chunk writes its audit rows to the state store, which only the driver holds."""
+    import dataclasses
+
+    from runner.execute import dask as dask_executor
+
+    def body(task: Task, ctx: RunContext) -> TaskResult:  # stands in for run_task
+        return TaskResult(extra={"ran here": task.mode})
+
+    monkeypatch.setattr(dask_executor, "run_task", body)
+    executor, client, ctx = executor_for(tmp_path, "variable")
+    purge = dataclasses.replace(chunk_task(), mode="purge")
+    assert executor.submit(body, purge, ctx).result(timeout=5).extra == {"ran here": "purge"}
+    assert client.submitted == []
+    executor.submit(body, chunk_task(), ctx)  # a copy chunk goes to the cluster
+    assert len(client.submitted) == 1
+    executor.shutdown()
