@@ -146,6 +146,7 @@ def test_ci_files() -> None:
     assert any("--format github" in s for s in steps)
     assert any("--format markdown" in s and "--out plan.json" in s for s in steps)
     assert "etlrun apply plan.json" in steps
+    assert any("etlrun check" in s and "--format github" in s for s in steps)
     for spec in sorted((root / "jobs").glob("*.yaml")):
         first = spec.read_text().splitlines()[0]
         assert first == "# yaml-language-server: $schema=../schemas/job.schema.json", spec
