@@ -113,6 +113,16 @@ class Connections:
         return Resolved(expansion.text)
 
 
+def template(spec_file: str | Path, name: str) -> str | None:
+    """The URL text of connection ``name`` as written, ``${VAR}`` unexpanded (for Dask workers,
+    which expand it from their own environment); None if there is no such connection."""
+    file = find(spec_file)
+    if file is None or not is_name(name):
+        return None
+    entries = _parse(file)[0]
+    return entries[name][0] if name in entries else None
+
+
 def _parse(file: Path) -> tuple[dict[str, Any], Any, list[SpecIssue]]:
     """name -> (URL text, its loc), the positions, and every structural problem."""
     from runner.spec._positions import render_path, snippet

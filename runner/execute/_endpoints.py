@@ -141,7 +141,11 @@ def spec_templates(path: str | os.PathLike[str] | None) -> dict[str, str]:
         return {}
     if not isinstance(data, dict):
         return {}
-    return {k: data[k] for k in ("source", "target") if isinstance(data.get(k), str)}
+    from runner.connections import template
+
+    found = {k: data[k] for k in ("source", "target") if isinstance(data.get(k), str)}
+    # a named connection: its text in connections.yaml is what the worker expands
+    return {k: template(path, v) or v for k, v in found.items()}
 
 
 def process_bound(connector: Connector) -> bool:

@@ -487,3 +487,18 @@ def test_purge_chunks_stay_on_the_driver(tmp_path: Path, monkeypatch: pytest.Mon
     executor.submit(body, chunk_task(), ctx)  # a copy chunk goes to the cluster
     assert len(client.submitted) == 1
     executor.shutdown()
+
+
+def test_a_named_connection_ships_its_text_from_connections_yaml(tmp_path: Path) -> None:
+    (tmp_path / "connections.yaml").write_text(
+        "app: postgresql://etl:${SRC_PASSWORD}@db.example:5432/app\n"
+    )
+    path = tmp_path / "job.yaml"
+    path.write_text("source: app\ntarget: sqlite:///t.db\ntables: [events]\n")
+    job = load(path, env={"SRC_PASSWORD": quote(CANARY, safe="")})
+    templates = spec_templates(path)
+    assert templates["source"] == "postgresql://etl:${SRC_PASSWORD}@db.example:5432/app"
+    endpoint = Endpoint.of("source", job.source, templates["source"])
+    assert MARKER not in repr(endpoint)
+    url = endpoint.resolve({"SRC_PASSWORD": quote(CANARY, safe="")})
+    assert split_password(url)[1] == CANARY
