@@ -15,6 +15,10 @@ Who does what
     run-wide results. A run whose source or target only one process can open (a DuckDB file,
     an in-memory database) stays on driver threads, and a warning says so. Every worker needs
     the driver's etlrun version with the drivers of the run's databases; ``dask://`` checks.
+    A ``dask-local`` cluster takes a second or more to start (longer on a busy machine); chunks
+    that are ready before it is up run on the driver's threads instead of waiting, exactly as
+    with ``--executor threads``, and every later chunk goes to the cluster
+    (``ETLRUN_DASK_WARM_START=0``: they wait for it).
 
 Secrets never travel in a task
     A task carries its source and target as URLs *without* the password (a ``?password=`` in
@@ -84,6 +88,8 @@ KNOWN = "threads, dask-local[:N] or dask://HOST:PORT"
 CONNECT_TIMEOUT = 15  # seconds to reach a dask:// scheduler
 CANCEL_POLL = 0.5  # seconds between a running chunk's questions about the cancel event
 
+WARM_START_ENV = "ETLRUN_DASK_WARM_START"
+"""Set to 0 and a dask-local run's chunks wait for the cluster instead of starting on threads."""
 DRIVER_MODES = frozenset({"purge"})
 """Modes whose chunks stay on driver threads: a purge chunk writes its audit rows to the state
 store, which only the driver holds, and deletes in small batches that gain nothing from workers."""
@@ -284,8 +290,12 @@ class DaskExecutor:
         workers: int,
         source: Endpoint,
         target: Endpoint,
+        warm_start: bool = False,
     ) -> None:
         self.workers = workers
+        self.warm_start = warm_start
+        """Run chunks on driver threads while the cluster is still starting (dask-local)."""
+        self.warm_chunks = 0
         if not isinstance(cluster, concurrent.futures.Future):
             started: concurrent.futures.Future[Started] = concurrent.futures.Future()
             started.set_result((cluster, None))
@@ -314,6 +324,13 @@ class DaskExecutor:
             and task.kind == "chunk"
             and task.mode not in DRIVER_MODES
         ):
+            return self._local.submit(fn, *args)
+        if self.warm_start and not self._started.done():
+            # the cluster is not up yet: rather than wait for it (seconds), the driver's own
+            # threads run this chunk, exactly as the threads executor would
+            if not self.warm_chunks:
+                logger.info("dask-local: the first chunks run on the driver while it starts")
+            self.warm_chunks += 1
             return self._local.submit(fn, *args)
         local: concurrent.futures.Future[TaskResult] = concurrent.futures.Future()
         local.set_running_or_notify_cancel()
@@ -490,7 +507,8 @@ def start(
             name="etlrun dask-local",
             daemon=True,
         ).start()
-        return DaskExecutor(starting, workers, *endpoints)
+        warm = os.environ.get(WARM_START_ENV, "1") != "0"
+        return DaskExecutor(starting, workers, *endpoints, warm_start=warm)
     import distributed
 
     try:

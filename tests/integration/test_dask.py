@@ -61,8 +61,13 @@ def write_spec(path: Path, source: str, target: str, tables: list[Any], **extra:
     return path
 
 
+COLD = {"ETLRUN_DASK_WARM_START": "0"}
+"""Every chunk waits for the cluster: these tests are about what runs on its workers."""
+
+
 def run(spec: Path, *args: str, env: dict[str, str] | None = None, fresh: bool = True) -> str:
     flags = ["--fresh"] if fresh else []
+    env = {**COLD, **(env or {})}
     result = run_cli("run", spec, *flags, *args, cwd=spec.parent, env=env, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"exit {result.returncode}\n{output}"
@@ -245,6 +250,20 @@ def test_dask_local_workers_sanitize_with_the_key_from_their_environment(tmp_pat
     assert all(CANARY not in out for out in outputs)
 
 
+def test_a_warm_dask_local_run_copies_exactly(tmp_path: Path) -> None:
+    """By default the chunks ready before the local cluster is up run on driver threads, the
+    rest on the cluster: the target is the same either way."""
+    source, target = f"sqlite:///{tmp_path}/source.db", f"sqlite:///{tmp_path}/target.db"
+    create_numbers(source, BIG_ROWS, "big")
+    tables = [{"name": "big", "chunk_rows": 5000}]
+    spec = write_spec(tmp_path / "warm.yaml", source, target, tables, workers=2)
+    output = run(spec, "--executor", "dask-local:2", env={"ETLRUN_DASK_WARM_START": "1"})
+    assert "the first chunks run on the driver while it starts" in output
+    assert "dask-local: 2 worker processes" in output
+    assert distinct_ids(target, "big") == (BIG_ROWS, BIG_ROWS)
+    assert rows_of(target, "big") == rows_of(source, "big")
+
+
 # --- a worker killed mid-chunk -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
@@ -290,7 +309,7 @@ def popen(spec: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "runner", "run", str(spec), *args],
         cwd=spec.parent,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, **COLD, "PYTHONPATH": str(REPO)},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -403,7 +422,7 @@ def test_sigint_stops_the_cluster_run_cleanly_and_the_next_run_resumes(tmp_path:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "big" not in tables
 
-    result = run_cli("run", spec, "--executor", "dask-local:2", cwd=tmp_path, timeout=120)
+    result = run_cli("run", spec, "--executor", "dask-local:2", cwd=tmp_path, env=COLD, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "resuming run" in output

@@ -502,3 +502,34 @@ def test_a_named_connection_ships_its_text_from_connections_yaml(tmp_path: Path)
     assert MARKER not in repr(endpoint)
     url = endpoint.resolve({"SRC_PASSWORD": quote(CANARY, safe="")})
     assert split_password(url)[1] == CANARY
+
+
+def test_chunks_ready_before_a_local_cluster_is_up_run_on_the_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.execute import dask as dask_executor
+
+    def body(task: Task, ctx: RunContext) -> TaskResult:  # stands in for run_task
+        return TaskResult(rows=1, extra={"ran": "driver"})
+
+    monkeypatch.setattr(dask_executor, "run_task", body)
+    starting: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    source, target = (
+        Endpoint.of("source", "sqlite:///a.db"),
+        Endpoint.of("target", "sqlite:///b.db"),
+    )
+    executor = DaskExecutor(starting, 2, source, target, warm_start=True)
+    ctx = RunContext(source=connect("sqlite:///a.db"), target=connect("sqlite:///b.db"))
+    first = executor.submit(body, chunk_task(1), ctx)  # the cluster is starting: no waiting
+    assert first.result(timeout=5).extra == {"ran": "driver"}
+    client = FakeClient()
+    starting.set_result((client, None))
+    executor.submit(body, chunk_task(2), ctx)  # the cluster is up: it gets the chunk
+    assert [kwargs["key"].split("-", 2)[2] for _, _, kwargs in client.submitted] == [
+        "events:chunk:0002-1"
+    ]
+    assert executor.warm_chunks == 1
+    executor.shutdown()
+
+    cold = DaskExecutor(concurrent.futures.Future(), 2, source, target)  # dask:// never warms
+    assert not cold.warm_start
