@@ -10,8 +10,9 @@ comes back as 0 (flagged too), and NaN would be stored as NULL (rejected).
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -119,8 +120,21 @@ class SqliteConnector(SqlConnector, schemes=("sqlite",)):
         batches: Iterable[pa.RecordBatch],
         before: Iterable[Any] = (),
     ) -> WriteResult:
-        """Through ADBC (Arrow bound in C, see sqlite_adbc) when installed, else sqlite3."""
+        """Through ADBC (Arrow bound in C, see sqlite_adbc) when installed, else sqlite3.
+
+        The first batch is awaited before choosing: by then a chunk's reader has opened its
+        source, and a source that is this very file (read by the sqlite3 module) means sqlite3
+        writes too, as two SQLite libraries must never use one file at once (sqlite_adbc)."""
         if self.path is None or not sqlite_adbc.available(table):
             return super().write(table, schema, batches, before)
+        iterator = iter(batches)
+        first = next(iterator, None)
+        rest = itertools.chain([] if first is None else [first], iterator)
+        if sqlite_adbc.reading(self.path):
+            return super().write(table, schema, rest, before)
         with map_driver_errors(f"writing {table}"):
-            return sqlite_adbc.write(self.path, table, schema, batches, before, self.encode_arrow)
+            return sqlite_adbc.write(self.path, table, schema, rest, before, self.encode_arrow)
+
+    def read(self, sql: str, schema: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        with sqlite_adbc.read_by_sqlite3(self.path):
+            yield from super().read(sql, schema, batch_rows)

@@ -6,6 +6,12 @@ batches (measured on the shared 2-core machine). Values are converted to what th
 stores, with Arrow casts: timestamps, dates, times and decimals as text (``encode``), booleans as
 0/1, every integer as a 64-bit integer, float4 widened exactly to float8.
 
+Two SQLite libraries in one process (the driver's and the sqlite3 module's) know nothing of each
+other's locks: POSIX locks belong to the process, so neither would wait for the other. The
+bulk writer is therefore only used while nothing else of the process uses the file: a SQLite
+target runs its tasks one at a time (``Capabilities.parallel_writes``), and a chunk whose source
+is the same file (read by sqlite3, ``reading``) is written by sqlite3.
+
 Parallel chunks queue for SQLite's single write lock: each write is one ``BEGIN IMMEDIATE``
 transaction (taking the lock first, so the busy timeout applies and no reader-to-writer
 upgrade can deadlock), with the same 300 s busy timeout as the SQLAlchemy engine.
@@ -15,8 +21,11 @@ writes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-from collections.abc import Callable, Iterable
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -26,6 +35,31 @@ from runner.connectors.base import Statement, WriteResult
 
 BUSY_TIMEOUT_MS = 300_000
 _INT64_MAX = 2**63 - 1
+
+
+_READING: collections.Counter[str] = collections.Counter()
+"""Files the sqlite3 module is streaming rows out of in this process, by real path."""
+_READING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def read_by_sqlite3(path: str | None) -> Iterator[None]:
+    """Marks ``path`` as being read by the sqlite3 module while the block runs."""
+    real = os.path.realpath(path) if path else None
+    if real:
+        with _READING_LOCK:
+            _READING[real] += 1
+    try:
+        yield
+    finally:
+        if real:
+            with _READING_LOCK:
+                _READING[real] -= 1
+
+
+def reading(path: str) -> bool:
+    with _READING_LOCK:
+        return _READING[os.path.realpath(path)] > 0
 
 
 def available(table: str) -> bool:

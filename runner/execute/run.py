@@ -106,15 +106,11 @@ def execute(
     signum: int | None = None
     rejected = 0  # rows written to reject files (on_error: reject)
 
-    serial_chunks = not getattr(ctx.target.capabilities, "parallel_writes", True)
+    serial = not getattr(ctx.target.capabilities, "parallel_writes", True)
 
     def ready(task: Task) -> bool:
-        if (
-            serial_chunks
-            and task.kind == "chunk"
-            and any(t.kind == "chunk" for t in running.values())
-        ):
-            return False  # one writer at a time (SQLite): see Capabilities.parallel_writes
+        if serial and running:
+            return False  # one task at a time (SQLite): see Capabilities.parallel_writes
         return all(d in completed for d in task.deps) and time.monotonic() >= not_before.get(
             task.id, 0
         )
@@ -130,7 +126,7 @@ def execute(
                 for task in [t for t in pending if ready(t)]:
                     if len(running) >= executor.workers:
                         break
-                    if serial_chunks and not ready(task):  # a chunk was just started
+                    if serial and not ready(task):  # a task was just started
                         continue
                     attempts[task.id] = attempts.get(task.id, 0) + 1
                     first_start.setdefault(task.table, time.monotonic())

@@ -36,3 +36,24 @@ def test_sqlite_target_chunks_never_overlap(tmp_path: Path, run_cli: Any) -> Non
             20_000,
             sum(range(20_000)),
         )
+
+
+def test_a_copy_within_one_sqlite_file(tmp_path: Path, run_cli: Any) -> None:
+    """Source and target are one file: its sqlite3 reader and the writer share it safely."""
+    db = tmp_path / "one.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE a (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.executemany("INSERT INTO a VALUES (?, ?)", [(i, f"n{i}") for i in range(5_000)])
+    spec = tmp_path / "job.yaml"
+    spec.write_text(yaml.safe_dump({
+        "version": 1, "job": "same", "source": f"sqlite:///{db}", "target": f"sqlite:///{db}",
+        "workers": 2, "defaults": {"chunk_rows": 1_000}, "tables": [{"name": "a", "to": "b"}],
+    }))  # fmt: skip
+    result = run_cli("run", spec, "--state", f"sqlite:///{tmp_path / 'state.db'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(db) as conn:
+        assert (
+            conn.execute("SELECT * FROM a ORDER BY id").fetchall()
+            == conn.execute("SELECT * FROM b ORDER BY id").fetchall()
+        )
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
