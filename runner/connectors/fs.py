@@ -157,13 +157,21 @@ def _is_binary(typ: pa.DataType) -> bool:
     return bool(pa.types.is_binary(typ) or pa.types.is_large_binary(typ))
 
 
+def _csv_type(typ: pa.DataType) -> pa.DataType:
+    if _is_binary(typ):
+        return pa.string()
+    if isinstance(typ, pa.BaseExtensionType):  # JSON: its text
+        return typ.storage_type
+    return typ
+
+
 def _csv_schema(schema: pa.Schema) -> pa.Schema:
-    """CSV holds text: binary columns are written as base64."""
-    return pa.schema([(f.name, pa.string() if _is_binary(f.type) else f.type) for f in schema])
+    """CSV holds text: binary columns are written as base64, JSON as its text."""
+    return pa.schema([(f.name, _csv_type(f.type)) for f in schema])
 
 
 def _csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
-    if not any(_is_binary(f.type) for f in batch.schema):
+    if all(_csv_type(f.type) == f.type for f in batch.schema):
         return batch
     columns = [
         pa.array(
@@ -171,6 +179,8 @@ def _csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
             pa.string(),
         )
         if _is_binary(column.type)
+        else column.storage
+        if isinstance(column.type, pa.BaseExtensionType)
         else column
         for column in batch.columns
     ]
@@ -196,9 +206,12 @@ def read_table(
         if schema is None:
             return pacsv.read_csv(io.BytesIO(data))
         text = _csv_schema(schema)
+        # NULL is what the writer writes for it: an empty unquoted field. pyarrow's default
+        # null spellings would also read a float's "nan" (and "NULL", "N/A") back as NULL
         options = pacsv.ConvertOptions(
-            column_types=text, strings_can_be_null=True, quoted_strings_can_be_null=False
-        )
+            column_types=text, strings_can_be_null=True, quoted_strings_can_be_null=False,
+            null_values=[""],
+        )  # fmt: skip
         names = None if header else [f.name for f in schema]
         table = pacsv.read_csv(
             io.BytesIO(data),
