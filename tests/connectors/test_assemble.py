@@ -86,3 +86,36 @@ def test_a_chunk_failing_in_turn_breaks_the_file_but_not_its_parts(tmp_path: Pat
 def test_dictionary_only_where_values_repeat() -> None:
     table = pa.Table.from_batches(chunk(1))
     assert dictionary_columns(table) == ["flag"]
+
+
+def test_a_chunk_whose_turn_comes_while_it_reads_switches_to_streaming(tmp_path: Path) -> None:
+    fs, into = make(tmp_path)
+    started, first_done = threading.Event(), threading.Event()
+    streamed: list[int] = []
+    seen: list[int] = []
+    write = into.write
+
+    def spy(batch: pa.RecordBatch) -> None:
+        streamed.append(batch.num_rows)
+        write(batch)
+
+    into.write = spy  # type: ignore[method-assign]
+
+    def second() -> object:
+        head, tail = chunk(2, 1_000)
+        yield head  # not its turn: into its part only
+        started.set()
+        first_done.wait(10)
+        yield tail  # its turn now: the part so far goes in, then it streams on
+        seen.append(len(streamed))  # before this chunk ends: no wait for the end
+
+    worker = threading.Thread(
+        target=write_part, args=(fs, ".p-2.arrows", SCHEMA, second(), into, 2)
+    )
+    worker.start()
+    assert started.wait(10)
+    write_part(fs, ".p-1.arrows", SCHEMA, chunk(1), into, 1)
+    first_done.set()
+    worker.join()
+    assert into.complete(2) and seen == [4]
+    assert finish(fs, into)["id"].to_pylist() == list(range(2_000))
