@@ -14,8 +14,28 @@ import os
 import sys
 import threading
 
+M_ARENA_MAX = -8
+"""glibc's mallopt parameter: how many malloc arenas threads may spread over."""
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Bound glibc's malloc arenas before any thread starts. Each chunk's reader is a new
+    thread that may get its own arena (up to 8 per core), and memory freed in an arena stays
+    with it: peak RSS of MariaDB -> SQLite grew from 239 MB at 1M rows to 348 MB at 5M rows;
+    with 2 arenas it was 260 MB at 5M. A no-op off glibc."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return  # the user's own setting wins
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
+
 
 def entry() -> None:
+    limit_malloc_arenas()
     from runner.cli import main
 
     code = main()
