@@ -1,5 +1,5 @@
 """``python -m runner`` is the ``etlrun`` command."""
 
-from runner.cli import main
+from runner._entry import entry
 
-raise SystemExit(main())
+entry()

@@ -432,6 +432,9 @@ def run_job(job: Any, job_path: str, args: argparse.Namespace, saved: Any = None
                 resumed=bool(resume),
                 run_id=run_id,
                 state_url=state.url,
+                # chunk tasks share this process's memory: a file target's chunks can then
+                # assemble one file while they run (modes/_assemble)
+                assemble=executor.name == "threads",
                 done=frozenset(done),
                 results={
                     tid: TaskResult(

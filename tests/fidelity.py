@@ -302,3 +302,43 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return repr(a) == repr(b)
     return type(a) is type(b) and a == b
+
+
+FILE_FORMATS = ("parquet", "csv")
+"""File formats a copy can write (``target: file://...``, ``format:``): targets of the matrix."""
+
+
+def read_file_values(path: str, fmt: str, schema: Any) -> dict[int, dict[str, Any]]:
+    """A file etlrun wrote, read back with pyarrow alone (CSV typed by the plan's ``schema``,
+    as any reader of a CSV file must be told its types), by ``id``, canonical values."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        table = pq.read_table(path)
+    else:
+        import pyarrow as pa
+
+        text = pa.schema(
+            [(f.name, pa.string() if pa.types.is_binary(f.type) or
+              isinstance(f.type, pa.BaseExtensionType) else f.type) for f in schema]
+        )  # fmt: skip
+        options = pacsv.ConvertOptions(
+            column_types=text, strings_can_be_null=True, quoted_strings_can_be_null=False,
+            null_values=[""],  # what the writer writes for NULL; "nan" is a float
+        )  # fmt: skip
+        table = pacsv.read_csv(path, convert_options=options)
+    kinds = [n for n in table.column_names if n in KINDS]
+    rows = table.to_pylist()
+    out = {}
+    for row in rows:
+        values = {}
+        for k in kinds:
+            value = row[k]
+            if fmt == "csv" and k == "b" and value is not None:
+                import base64
+
+                value = base64.b64decode(value)  # CSV holds bytes as base64 (README, format)
+            values[k] = canonical(k, value)
+        out[int(row["id"])] = values
+    return out

@@ -53,6 +53,10 @@ class Capabilities:
     max_identifier_length: int = 63
     transactional_ddl: bool = True
     """False where DDL commits implicitly (MariaDB), so swaps use one atomic RENAME instead."""
+    parallel_writes: bool = True
+    """False where the target takes one writer at a time (SQLite): chunk tasks then run one
+    after another, each reading while it writes. Run in parallel, all but one would wait for
+    the write lock while their readers buffer the whole chunk (connectorx reads ahead)."""
 
 
 @dataclass

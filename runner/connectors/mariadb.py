@@ -90,6 +90,8 @@ class MariaDBConnector(SqlConnector, schemes=("mariadb", "mysql")):
         for column, field in zip(batch.columns, schema, strict=True):
             if pa.types.is_timestamp(field.type) and field.type.tz is not None:
                 column = epoch_to_timestamp(column, field.type)
+            elif pa.types.is_boolean(field.type) and pa.types.is_integer(column.type):
+                column = pc.not_equal(column, 0)  # BOOLEAN is TINYINT(1): vectorised
             elif pa.types.is_boolean(field.type) and not pa.types.is_boolean(column.type):
                 column = decode(column.to_pylist(), field.type)  # BIT(1) arrives as bytes
             elif not column.type.equals(field.type):

@@ -9,6 +9,7 @@ The catalog and DDL stay on SQLAlchemy + psycopg.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -33,6 +34,10 @@ _WIDER = {
     pa.uint32(): pa.int64(),
     pa.uint64(): pa.decimal128(20, 0),
 }
+
+
+_BATCH_HINT = "adbc.postgresql.batch_size_hint_bytes"
+READ_BATCH_BYTES = int(os.environ.get("ETLRUN_PG_BATCH_BYTES", 4 << 20))
 
 
 def _numbered(sql: str) -> str:
@@ -77,6 +82,9 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
             try:
                 cursor = conn.cursor()
                 try:
+                    # ADBC's batches default to 16 MB, each held until its last slice is
+                    # written: a reader then holds ~3 of them. 4 MB measured as fast.
+                    cursor.adbc_statement.set_options(**{_BATCH_HINT: str(READ_BATCH_BYTES)})
                     cursor.execute(sql)
                     for batch in cursor.fetch_record_batch():
                         # ADBC sizes its batches in bytes; re-slice to the plan's row count

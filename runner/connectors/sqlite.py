@@ -10,7 +10,9 @@ comes back as 0 (flagged too), and NaN would be stored as NULL (rejected).
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -19,7 +21,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from runner.connectors.base import Capabilities, Column, TableInfo, map_driver_errors
+from runner.connectors import sqlite_adbc
+from runner.connectors.base import (
+    Capabilities,
+    Column,
+    TableInfo,
+    WriteResult,
+    map_driver_errors,
+)
 from runner.connectors.sql import SqlConnector
 from runner.errors import ConnectError, TaskError
 
@@ -27,7 +36,9 @@ from runner.errors import ConnectError, TaskError
 class SqliteConnector(SqlConnector, schemes=("sqlite",)):
     dialect = "sqlite"
     placeholder = "?"
-    capabilities = Capabilities(max_identifier_length=128, transactional_ddl=True)
+    capabilities = Capabilities(
+        max_identifier_length=128, transactional_ddl=True, parallel_writes=False
+    )
 
     @property
     def path(self) -> str | None:
@@ -86,6 +97,10 @@ class SqliteConnector(SqlConnector, schemes=("sqlite",)):
         return TableInfo(None, table, columns, pk, tuple(sorted({row[2] for row in fks})))
 
     def encode(self, column: pa.Array) -> list[Any]:
+        return self.encode_arrow(column).to_pylist()
+
+    def encode_arrow(self, column: pa.Array) -> pa.Array:
+        """Dates, times, timestamps and decimals as the text SQLite stores; the rest as is."""
         typ = column.type
         if pa.types.is_timestamp(typ):
             # Arrow's cast writes 'YYYY-MM-DD HH:MM:SS.ffffff' (10x faster than strftime);
@@ -93,7 +108,33 @@ class SqliteConnector(SqlConnector, schemes=("sqlite",)):
             text = column.cast(pa.timestamp(typ.unit)).cast(pa.string())
             if typ.tz is not None:
                 text = pc.binary_join_element_wise(text, "+00:00", "")
-            return text.to_pylist()
+            return text
         if pa.types.is_decimal(typ) or pa.types.is_date(typ) or pa.types.is_time(typ):
-            return column.cast(pa.string()).to_pylist()
-        return column.to_pylist()
+            return column.cast(pa.string())
+        return column
+
+    def write(
+        self,
+        table: str,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        before: Iterable[Any] = (),
+    ) -> WriteResult:
+        """Through ADBC (Arrow bound in C, see sqlite_adbc) when installed, else sqlite3.
+
+        The first batch is awaited before choosing: by then a chunk's reader has opened its
+        source, and a source that is this very file (read by the sqlite3 module) means sqlite3
+        writes too, as two SQLite libraries must never use one file at once (sqlite_adbc)."""
+        if self.path is None or not sqlite_adbc.available(table):
+            return super().write(table, schema, batches, before)
+        iterator = iter(batches)
+        first = next(iterator, None)
+        rest = itertools.chain([] if first is None else [first], iterator)
+        if sqlite_adbc.reading(self.path):
+            return super().write(table, schema, rest, before)
+        with map_driver_errors(f"writing {table}"):
+            return sqlite_adbc.write(self.path, table, schema, rest, before, self.encode_arrow)
+
+    def read(self, sql: str, schema: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        with sqlite_adbc.read_by_sqlite3(self.path):
+            yield from super().read(sql, schema, batch_rows)

@@ -51,6 +51,8 @@ class RunContext:
     """The run's id; backup files, manifests and reject files are named by it (Dask ships it)."""
     state_url: str | None = None
     """The state store's URL, for task bodies that keep an audit trail (purge)."""
+    assemble: bool = False
+    """True when every task of the run runs in this process (the threads executor)."""
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():

@@ -106,7 +106,11 @@ def execute(
     signum: int | None = None
     rejected = 0  # rows written to reject files (on_error: reject)
 
+    serial = not getattr(ctx.target.capabilities, "parallel_writes", True)
+
     def ready(task: Task) -> bool:
+        if serial and running:
+            return False  # one task at a time (SQLite): see Capabilities.parallel_writes
         return all(d in completed for d in task.deps) and time.monotonic() >= not_before.get(
             task.id, 0
         )
@@ -122,6 +126,8 @@ def execute(
                 for task in [t for t in pending if ready(t)]:
                     if len(running) >= executor.workers:
                         break
+                    if serial and not ready(task):  # a task was just started
+                        continue
                     attempts[task.id] = attempts.get(task.id, 0) + 1
                     first_start.setdefault(task.table, time.monotonic())
                     state.task_started(run_id, task.id, task.table, task.kind, attempts[task.id])

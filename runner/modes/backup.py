@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from runner.connectors.fs import FORMATS, FsConnector, read_table, row_count, sha256_of
+from runner.connectors.fs import FORMATS, FsConnector, row_count, sha256_of
 from runner.errors import SpecError, TaskError, VerifyError
 from runner.execute.context import RunContext, TaskResult
+from runner.modes._assemble import PART_EXT, Assembler, assembler, forget, read_part, write_part
 from runner.plan.compiler import TableContext
 from runner.plan.plan import TablePlan, Task
 from runner.plan.types import arrow_from_str
@@ -236,7 +236,9 @@ def _part(task: Task, ctx: RunContext, number: int) -> str:
     p = task.params
     final = _final(task, ctx, number)
     folder = posixpath.dirname(final)
-    name = f".etlrun-part-{_run_id(task, ctx)}-{p['table']}-{number:04d}.{p['ext']}"
+    # split: table parts are Arrow IPC (see _assemble); split: chunk parts become the files
+    ext = PART_EXT if p["split"] == "table" else p["ext"]
+    name = f".etlrun-part-{_run_id(task, ctx)}-{p['table']}-{number:04d}.{ext}"
     return posixpath.join(folder, name)
 
 
@@ -270,13 +272,25 @@ def _chunk(task: Task, ctx: RunContext) -> TaskResult:
         task.table,
         sanitize=p.get("sanitize"),
     )
-    # CSV parts of a merged table carry no header: the merge writes it once
-    header = p["split"] == "chunk"
     schema = _schema(p)
-    written = fs.write_file(
-        _part(task, ctx, p["chunk"]), p["format"], schema, batches, p["compression"], header
-    )
+    part = _part(task, ctx, p["chunk"])
+    if p["split"] == "table":
+        run_id = _run_id(task, ctx)
+
+        def make() -> Assembler:
+            return Assembler(fs, _final(task, ctx, 1), p["format"], schema, p["compression"])
+
+        into = assembler(fs, run_id, task.table, make if ctx.assemble else None)
+        rows = write_part(fs, part, schema, batches, into, p["chunk"])
+        return TaskResult(rows=rows, bytes=rows and _size(fs, part))
+    written = fs.write_file(part, p["format"], schema, batches, p["compression"])
     return TaskResult(rows=written.rows, bytes=written.size)
+
+
+def _size(fs: FsConnector, relative: str) -> int:
+    with contextlib.suppress(Exception):
+        return int(fs.fs.size(fs.path(relative)))
+    return 0
 
 
 def _finalize(task: Task, ctx: RunContext) -> TaskResult:
@@ -307,13 +321,7 @@ def _finalize(task: Task, ctx: RunContext) -> TaskResult:
         else:
             if p["mode"] == "copy" and p.get("if_exists") == "fail" and fs.exists(final):
                 raise TaskError(f"{final} exists and the spec says if_exists: fail")
-            written = fs.write_file(
-                final, p["format"], schema, _merge(fs, parts, p, schema), p["compression"]
-            )
-            files.append(
-                {"path": written.path, "rows": written.rows, "bytes": written.size,
-                 "sha256": written.sha256}
-            )  # fmt: skip
+            files.append(_assembled(task, ctx, fs, final, parts, schema))
             for part in parts:
                 fs.remove(part)
     rows = sum(int(f["rows"]) for f in files)
@@ -351,15 +359,29 @@ def _describe(fs: FsConnector, path: str, p: dict[str, Any]) -> dict[str, Any]:
             "sha256": sha256_of(data)}  # fmt: skip
 
 
-def _merge(fs: FsConnector, parts: list[str], p: dict[str, Any], schema: pa.Schema) -> Any:
+def _assembled(
+    task: Task, ctx: RunContext, fs: FsConnector, final: str, parts: list[str], schema: pa.Schema
+) -> dict[str, Any]:
+    """The table's one file, renamed into place: the one the chunks assembled while they ran
+    when it holds every chunk, else one written now from the part files."""
+    p = task.params
+    run_id = _run_id(task, ctx)
+    into = assembler(fs, run_id, task.table, None)
+    forget(fs, run_id, task.table)
+    if into is not None and into.complete(p["chunks"]):
+        temp, rows, size, sha256 = into.close()
+        fs.rename(temp, final)
+        return {"path": final, "rows": rows, "bytes": size, "sha256": sha256}
+    if into is not None:
+        into.discard()
+    written = fs.write_file(final, p["format"], schema, _merge(fs, parts), p["compression"])
+    return {"path": written.path, "rows": written.rows, "bytes": written.size,
+            "sha256": written.sha256}  # fmt: skip
+
+
+def _merge(fs: FsConnector, parts: list[str]) -> Any:
     for part in parts:
-        if p["format"] == "parquet":
-            with fs.fs.open(fs.path(part), "rb") as f:
-                yield from pq.ParquetFile(f).iter_batches(batch_size=65_536)
-        else:
-            data = fs.read_bytes(part)
-            table = read_table(data, p["format"], schema, header=False)
-            yield from table.cast(schema).to_batches()
+        yield from read_part(fs, part)
 
 
 def verify_files(fs: FsConnector, files: list[dict[str, Any]], fmt: str) -> None:

@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import yaml
 from cases import BACKENDS
@@ -29,13 +30,17 @@ from conftest import run_cli
 from fidelity import (
     BIG_VALUES,
     EDGE_VALUES,
+    FILE_FORMATS,
     MARIADB_PACKET,
     create_fidelity,
     packet_bytes,
+    read_file_values,
     read_values,
     same,
 )
 from test_copy_matrix import database, pair, plan_of  # noqa: F401, F811 - a fixture
+
+from runner.plan.types import arrow_from_str
 
 SOURCE, TARGET = "fidelity", "fidelity_copy"
 
@@ -80,18 +85,25 @@ FLAGS: dict[str, dict[str, str]] = {
     "duckdb": {},
     "postgres": {"txt": "U+0000"},
     "mariadb": {"f64": "NaN", "f32": "NaN", "tstz": "time zone dropped"},
+    "parquet": {},
+    "csv": {},
 }
 """Per target: columns the plan must flag (beyond the source's own notes), and how."""
 
 
-def write_spec(tmp_path: Path, source: str, target: str, on_error: str = "reject") -> Path:
+def write_spec(
+    tmp_path: Path, source: str, target: str, on_error: str = "reject", fmt: str | None = None
+) -> Path:
+    defaults: dict[str, Any] = {"chunk_rows": 25, "on_error": on_error}
+    if fmt:
+        defaults["format"] = fmt
     spec = {
         "version": 1,
         "job": "fidelity",
         "source": source,
         "target": target,
         "workers": 2,
-        "defaults": {"chunk_rows": 25, "on_error": on_error},
+        "defaults": defaults,
         "tables": [{"name": SOURCE, "to": TARGET}],
     }
     path = tmp_path / "fidelity.yaml"
@@ -112,11 +124,13 @@ def check_pair(
     tmp_path: Path,
     values: list[tuple[str, str, Any]],
 ) -> None:
-    src, tgt = database(source, "source"), database(target, "target")
+    src = database(source, "source")
+    fmt = target if target in FILE_FORMATS else None
+    tgt = f"file://{tmp_path}/files/" if fmt else database(target, "target")
     create_fidelity(src, SOURCE, values)
     truth = read_values(src, SOURCE)
     labels = {i + 1: label for i, (_kind, label, _v) in enumerate(values)}
-    spec = write_spec(tmp_path, src, tgt)
+    spec = write_spec(tmp_path, src, tgt, fmt=fmt)
 
     table = plan_of(spec)
     flagged = {c.name: c.lossy or "" for c in table.columns}
@@ -136,7 +150,11 @@ def check_pair(
     assert result.returncode == expected_code, (
         f"exit {result.returncode}\n{result.stderr[-3000:]}\n{result.stdout[-2000:]}"
     )
-    got = read_values(tgt, TARGET)
+    if fmt:
+        schema = pa.schema([(c.name, arrow_from_str(c.arrow_type)) for c in table.columns])
+        got = read_file_values(f"{tmp_path}/files/{TARGET}.{fmt}", fmt, schema)
+    else:
+        got = read_values(tgt, TARGET)
     records = reject_records(tmp_path)
     assert set(records) == set(want_rejects), {
         "missing": sorted(labels[i] for i in set(want_rejects) - set(records)),
@@ -161,7 +179,9 @@ def check_pair(
     assert not problems, f"{len(problems)} values changed silently:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize(("source", "target"), [pair(s, t) for s in BACKENDS for t in BACKENDS])
+@pytest.mark.parametrize(
+    ("source", "target"), [pair(s, t) for s in BACKENDS for t in (*BACKENDS, *FILE_FORMATS)]
+)
 def test_fidelity(
     source: str,
     target: str,
