@@ -335,8 +335,8 @@ def _at(s: Sanitizer, step: dict[str, Any], batch: pa.RecordBatch) -> Any:
 def _hash(s: Sanitizer, column: pa.Array, step: dict[str, Any], batch: pa.RecordBatch) -> Any:
     options = step["options"]
     if options.get("format") == "integer":
-        return r.hash_int(column, s.subkey("hash"))
-    return r.hash_hex(column, s.subkey("hash"), options.get("length") or 64)
+        return r.hash_int(column, s.subkey("hash"), r.CACHE)
+    return r.hash_hex(column, s.subkey("hash"), options.get("length") or 64, r.CACHE)
 
 
 _RUN: dict[str, Callable[[Sanitizer, pa.Array, dict[str, Any], pa.RecordBatch], pa.Array]] = {
@@ -355,6 +355,7 @@ _RUN: dict[str, Callable[[Sanitizer, pa.Array, dict[str, Any], pa.RecordBatch], 
             st["options"]["locale"],
             st["options"]["pool"],
         ),
+        r.CACHE,
     ),
     "truncate_date": lambda s, c, st, b: r.truncate_date(
         c, st["options"]["to"], st["options"].get("max_age"), s.run_date

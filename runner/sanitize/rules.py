@@ -17,9 +17,11 @@ callers turn them into a message that names the column and the rule only.
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import hashlib
 import hmac
+import threading
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -93,24 +95,94 @@ def _distinct(column: pa.Array) -> tuple[list[bytes], pa.Array]:
     return dictionary.to_pylist(), encoded.indices
 
 
+class DigestCache:
+    """HMAC digests of values met in earlier batches, per key, so a value that comes back (a
+    patient's name on every visit, in every chunk and table of the run) is hashed once.
+
+    Bounded and adaptive: a key's map is emptied when it reaches ``limit`` values (~200 bytes
+    each), and a key whose first ``probe`` lookups found fewer than 1 in ``worth`` values
+    already known stops using the map (a column of distinct values would pay a dictionary miss
+    and insert per value for nothing: measured, that doubles the cost of the hash). The map
+    lives in this process only and is never written anywhere.
+    """
+
+    def __init__(self, limit: int = 100_000, probe: int = 50_000, worth: int = 10) -> None:
+        self.limit, self.probe, self.worth = limit, probe, worth
+        self._maps: dict[bytes, dict[bytes, bytes]] = {}
+        self._seen: dict[bytes, list[int]] = {}
+        """Per key: [lookups, hits] while probing."""
+        self._off: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def digests(self, key: bytes, values: Sequence[bytes]) -> list[bytes]:
+        if key in self._off:
+            return hmac_sha256(key, values)
+        with self._lock:
+            known = self._maps.setdefault(key, {})
+            seen = self._seen.setdefault(key, [0, 0])
+        get = known.get
+        found = [get(v) for v in values]
+        missing = [v for v, d in zip(values, found, strict=True) if d is None]
+        fresh = hmac_sha256(key, missing)
+        if seen[0] < self.probe:
+            seen[0] += len(values)
+            seen[1] += len(values) - len(missing)
+            if seen[0] >= self.probe and seen[1] * self.worth < seen[0]:
+                with self._lock:
+                    self._off.add(key)
+                    self._maps.pop(key, None)
+                computed = iter(fresh)
+                return [d if d is not None else next(computed) for d in found]
+        if len(known) + len(missing) > self.limit:
+            known.clear()
+        if len(missing) <= self.limit:
+            known.update(zip(missing, fresh, strict=True))
+        computed = iter(fresh)
+        return [d if d is not None else next(computed) for d in found]
+
+
+CACHE = DigestCache()
+"""The process's digest cache, shared by the threads that run chunks."""
+
+
+def _digests(key: bytes, values: Sequence[bytes], cache: DigestCache | None) -> list[bytes]:
+    return cache.digests(key, values) if cache is not None else hmac_sha256(key, values)
+
+
+def _uint64(digests: Sequence[bytes]) -> pa.Array:
+    """The first 8 bytes of each digest, little-endian, as uint64 (vectorised from one buffer)."""
+    data = pa.py_buffer(b"".join([d[:8] for d in digests]))
+    return pa.Array.from_buffers(pa.uint64(), len(digests), [None, data])
+
+
 def _int64(digests: Sequence[bytes]) -> pa.Array:
     """The first 8 bytes of each digest, little-endian, as a non-negative int64."""
-    data = pa.py_buffer(b"".join(d[:8] for d in digests))
-    raw = pa.Array.from_buffers(pa.int64(), len(digests), [None, data])
+    raw = _uint64(digests).view(pa.int64())
     return pc.bit_wise_and(raw, pa.scalar(0x7FFF_FFFF_FFFF_FFFF, pa.int64()))
 
 
-def hash_hex(column: pa.Array, key: bytes, length: int = 64) -> pa.Array:
+def _hex(digests: Sequence[bytes], length: int) -> pa.Array:
+    """Each digest as lowercase hex cut to ``length``: one ``hexlify`` of all of them, laid out
+    as a string array by offsets (no Python string per value)."""
+    n = len(digests)
+    text = binascii.hexlify(b"".join(digests))
+    offsets = pa.array(range(0, 64 * (n + 1), 64), pa.int32()).buffers()[1]
+    tokens = pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(text)])
+    return tokens if length >= 64 else pc.utf8_slice_codeunits(tokens, 0, length)
+
+
+def hash_hex(
+    column: pa.Array, key: bytes, length: int = 64, cache: DigestCache | None = None
+) -> pa.Array:
     """Keyed HMAC-SHA256 of each value as lowercase hex, cut to ``length`` characters."""
     values, indices = _distinct(column)
-    tokens = pa.array([d.hex()[:length] for d in hmac_sha256(key, values)], pa.string())
-    return tokens.take(indices)
+    return _hex(_digests(key, values, cache), length).take(indices)
 
 
-def hash_int(column: pa.Array, key: bytes) -> pa.Array:
+def hash_int(column: pa.Array, key: bytes, cache: DigestCache | None = None) -> pa.Array:
     """Keyed HMAC-SHA256 of each value as a stable non-negative 64-bit integer surrogate."""
     values, indices = _distinct(column)
-    return _int64(hmac_sha256(key, values)).take(indices)
+    return _int64(_digests(key, values, cache)).take(indices)
 
 
 # --- text --------------------------------------------------------------------------------------
@@ -189,14 +261,16 @@ def fake_pool(key: bytes, provider: str, locale: str | None, size: int) -> pa.Ar
     return pa.array([str(method()) for _ in range(size)], pa.string())
 
 
-def fake(column: pa.Array, key: bytes, pool: pa.Array) -> pa.Array:
+def fake(
+    column: pa.Array, key: bytes, pool: pa.Array, cache: DigestCache | None = None
+) -> pa.Array:
     """Each value replaced by the pool entry its keyed hash picks: the same value (a person's
-    name, in any table) always gets the same fake."""
+    name, in any table) always gets the same fake. The pick is the digest's first 8 bytes
+    (little-endian) modulo the pool size, computed on whole arrays."""
     values, indices = _distinct(column)
-    size = len(pool)
-    picks = pa.array(
-        [int.from_bytes(d[:8], "little") % size for d in hmac_sha256(key, values)], pa.int64()
-    )
+    number = _uint64(_digests(key, values, cache))
+    size = pa.scalar(len(pool), pa.uint64())
+    picks = pc.subtract(number, pc.multiply(pc.divide(number, size), size))
     return pool.take(picks).take(indices)
 
 

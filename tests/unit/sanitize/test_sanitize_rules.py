@@ -369,3 +369,34 @@ def test_a_failing_rule_does_not_quote_the_value() -> None:
         Sanitizer(plan)(pa.RecordBatch.from_pydict({"n": pa.array(["x"])}))
     assert "555-12-3456" not in str(caught.value) and caught.value.__cause__ is None
     assert "constant" in str(caught.value) and "'n'" in str(caught.value)
+
+
+# --- the fast paths give the same tokens as the plain definition ---------------------------------
+def test_vectorised_tokens_equal_the_definition() -> None:
+    values = [v for v in EDGE if v is not None]
+    digests = [hmac.digest(KEY, v.encode(), "sha256") for v in values]
+    source = pa.array(values)
+    assert r.hash_hex(source, KEY).to_pylist() == [d.hex() for d in digests]
+    assert r.hash_hex(source, KEY, 7).to_pylist() == [d.hex()[:7] for d in digests]
+    assert r.hash_int(source, KEY).to_pylist() == [
+        int.from_bytes(d[:8], "little") & (2**63 - 1) for d in digests
+    ]
+    pool = pa.array([f"fake-{i}" for i in range(7)])
+    assert r.fake(source, KEY, pool).to_pylist() == [
+        f"fake-{int.from_bytes(d[:8], 'little') % 7}" for d in digests
+    ]
+
+
+@pytest.mark.parametrize("probe", [4, 10_000], ids=["gives-up-on-distinct-values", "caches"])
+def test_the_digest_cache_changes_no_token(probe: int) -> None:
+    cache = r.DigestCache(limit=50, probe=probe)
+    repeated = pa.array([f"name {i % 30}" for i in range(200)] + [None])
+    distinct = pa.array([f"person {i}" for i in range(120)])
+    for column in (repeated, distinct, repeated.slice(5), distinct):
+        assert r.hash_hex(column, KEY, cache=cache).equals(r.hash_hex(column, KEY))
+        assert r.hash_int(column, KEY, cache=cache).equals(r.hash_int(column, KEY))
+    pool = pa.array([f"fake-{i}" for i in range(11)])
+    assert r.fake(repeated, OTHER_KEY, pool, cache).equals(r.fake(repeated, OTHER_KEY, pool))
+    assert len(cache._maps.get(KEY, {})) <= 50, "bounded"
+    if probe == 4:
+        assert KEY not in cache._maps, "values seen once: the cache stopped itself"
