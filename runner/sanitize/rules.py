@@ -208,13 +208,20 @@ def mask(column: pa.Array, keep_first: int = 0, keep_last: int = 0, char: str = 
     text = _as_text(column).cast(pa.string())
     length = pc.utf8_length(text)
     kept = keep_first + keep_last
-    hidden = pc.max_element_wise(pc.subtract(length, pa.scalar(kept, length.type)), 0)
     fill = pa.scalar(char, pa.string())
-    first = pc.utf8_slice_codeunits(text, 0, keep_first) if keep_first else pa.scalar("")
-    last = pc.utf8_slice_codeunits(text, -keep_last) if keep_last else pa.scalar("")
-    partial = pc.binary_join_element_wise(first, pc.binary_repeat(fill, hidden), last, "")
-    whole = pc.binary_repeat(fill, pc.max_element_wise(length, 0))
-    return pc.if_else(pc.greater(length, kept), partial, whole)
+    # NULL stays NULL through every part (skip_nulls=False); the kept ends are sliced only when
+    # kept, and whole-value masks are built only when some value is that short (they rarely are)
+    hidden = pc.max_element_wise(pc.subtract(length, pa.scalar(kept, length.type)), 0,
+                                 skip_nulls=False)  # fmt: skip
+    parts = [pc.utf8_slice_codeunits(text, 0, keep_first)] if keep_first else []
+    parts.append(pc.binary_repeat(fill, hidden))
+    if keep_last:
+        parts.append(pc.utf8_slice_codeunits(text, -keep_last))
+    partial = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "")
+    short = pc.less_equal(length, kept)
+    if not kept or not pc.any(short).as_py():
+        return partial
+    return pc.if_else(short, pc.binary_repeat(fill, length), partial)
 
 
 def email(column: pa.Array, key: bytes, keep_domain: bool = False) -> pa.Array:
