@@ -312,6 +312,7 @@ def plan_table(
                 f"tables[{index}].sanitize: column '{column}' would be written twice "
                 "(an age rule's 'into' names a column that is copied too)"
             )
+    errors += _generated_from_ruled(index, info, choices, [c.name for c in columns])
     if errors:
         raise SpecError("\n".join(errors))
 
@@ -336,6 +337,29 @@ def plan_table(
         used_globs=used_globs,
         used_allow=used_allow,
     )
+
+
+def _generated_from_ruled(
+    index: int, info: TableInfo, choices: Mapping[str, _Choice], copied: Sequence[str]
+) -> list[str]:
+    """A generated column copied as it is, computed from a column that has a rule, carries what
+    the rule takes away (``ssn_last4 GENERATED ALWAYS AS (right(ssn, 4))``): a spec error."""
+    errors = []
+    for column in info.columns:
+        if not column.generated or column.name not in copied or column.name in choices:
+            continue
+        sources = [
+            name for name in choices
+            if re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", column.generated, re.I)
+        ]  # fmt: skip
+        if sources:
+            errors.append(
+                f"tables[{index}].sanitize: column '{column.name}' is generated from "
+                f"{', '.join(repr(n) for n in sources)}, which has a rule, so its values carry "
+                f"what the rule removes; give it a rule too (e.g. {column.name}: drop) "
+                "or leave it out with exclude:"
+            )
+    return errors
 
 
 def _is_text(arrow: pa.DataType) -> bool:
