@@ -21,6 +21,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import math
 import threading
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -311,19 +312,28 @@ def day_offsets(by: pa.Array, key: bytes, max_days: int) -> pa.Array:
     return pa.array(offsets, pa.int32()).take(indices)
 
 
+_FIRST_DAY, _LAST_DAY = -719_162, 2_932_896
+"""0001-01-01 and 9999-12-31 in days since 1970-01-01: the dates every database stores."""
+
+
 def shift_date(column: pa.Array, by: pa.Array, key: bytes, max_days: int) -> pa.Array:
     """Every date of an entity (the value of ``by`` in the same row) moved by the same offset, so
-    intervals between one person's dates survive. A row whose entity is NULL gets NULL."""
+    intervals between one person's dates survive. A row whose entity is NULL gets NULL. A date
+    moved past 0001-01-01 or 9999-12-31 stops there, so it still fits the target column."""
     offsets = day_offsets(by, key, max_days)
     typ = column.type
     if pa.types.is_date32(typ):
-        return pc.add(column.cast(pa.int32()), offsets).cast(typ)
-    if pa.types.is_date64(typ):
-        days = pc.multiply(offsets.cast(pa.int64()), 86_400_000)
-        return pc.add(column.cast(pa.int64()), days).cast(typ)
-    step = 86_400 * _MICROS[typ.unit]
-    moved = pc.add(column.cast(pa.int64()), pc.multiply(offsets.cast(pa.int64()), step))
-    return moved.cast(typ)
+        unit = 1
+    elif pa.types.is_date64(typ):
+        unit = 86_400_000
+    else:
+        unit = 86_400 * _MICROS[typ.unit]
+    raw = column.cast(pa.int32() if pa.types.is_date32(typ) else pa.int64()).cast(pa.int64())
+    moved = pc.add(raw, pc.multiply(offsets.cast(pa.int64()), unit))
+    if unit <= 86_400 * _MICROS["us"]:  # in ns, int64 holds 1677..2262 only: nothing to clamp
+        last = (_LAST_DAY + 1) * unit - 1  # the last instant of 9999-12-31
+        moved = _within(moved, _FIRST_DAY * unit, last)
+    return moved.cast(pa.int32() if pa.types.is_date32(typ) else pa.int64()).cast(typ)
 
 
 def _month_day(values: pa.Array | pa.Scalar) -> Any:
@@ -415,14 +425,34 @@ def bucket(column: pa.Array, edges: Sequence[float]) -> pa.Array:
 
 def noise(column: pa.Array, pct: float) -> pa.Array:
     """Each number times a random factor in [1 - pct/100, 1 + pct/100], in the column's type
-    (integers rounded, decimals rounded to their scale). Random per run: not keyed, not stable."""
+    (integers rounded, decimals rounded to their scale, both kept within what the type holds,
+    so the largest value of a column cannot overflow it). Random per run: not keyed, not
+    stable."""
     typ = column.type
     factor = pc.add(pc.multiply(pc.subtract(pc.multiply(pc.random(len(column)), 2.0), 1.0),
                                 pct / 100.0), 1.0)  # fmt: skip
-    moved = pc.multiply(column.cast(pa.float64()), factor)
+    moved = pc.multiply(column.cast(pa.float64(), safe=False), factor)
     if pa.types.is_floating(typ):
         return moved.cast(typ)
     if pa.types.is_decimal(typ):
         moved = pc.round(moved, ndigits=typ.scale, round_mode="half_towards_infinity")
-        return moved.cast(typ)
-    return pc.round(moved, round_mode="half_towards_infinity").cast(typ)
+        largest = float(10 ** (typ.precision - typ.scale)) - 10.0**-typ.scale
+        return _within(moved, -largest, largest).cast(typ, safe=False)
+    low, high = _INT_RANGE[typ.bit_width, pa.types.is_signed_integer(typ)]
+    moved = pc.round(moved, round_mode="half_towards_infinity")
+    # float64 holds 2**63 - 1 only as 2**63, which would wrap: the largest float below it
+    top = float(high) if float(high) <= high else math.nextafter(float(high), 0.0)
+    return _within(moved, float(low), top).cast(typ, safe=False)
+
+
+_INT_RANGE = {
+    (bits, signed): ((-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1))
+    for bits in (8, 16, 32, 64)
+    for signed in (True, False)
+}
+
+
+def _within(values: pa.Array, low: float | int, high: float | int) -> pa.Array:
+    """``values`` clamped to [low, high]; NULL stays NULL."""
+    above = pc.max_element_wise(values, low, skip_nulls=False)
+    return pc.min_element_wise(above, high, skip_nulls=False)
