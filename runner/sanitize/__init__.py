@@ -12,7 +12,8 @@ The pieces, in the order data meets them:
   so every batch is rebuilt by :class:`Sanitizer` from the raw batch before the writer sees it.
   Any mode that reads through ``ctx.stream`` with its task's params gets the rules for free,
   and the compiler refuses a plan whose reading tasks do not carry them.
-- :mod:`runner.sanitize.rules`: the vectorised functions themselves.
+- :mod:`runner.sanitize.rules`: the vectorised functions themselves; the keyed tokens (HMAC per
+  distinct value, the digest cache) are in :mod:`runner.sanitize.keyed`.
 
 The key never travels: the spec's ``sanitize.key`` is registered here when the job is
 validated (:func:`register_key`), tasks carry only its id (a keyed fingerprint), and a worker

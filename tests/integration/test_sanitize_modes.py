@@ -173,3 +173,21 @@ def test_sync_sanitizes_what_it_moves(folder: Path) -> None:
     for i in range(61, 64):
         assert len(rows_after[i][1]) == 64 and rows_after[i][2].endswith("@example.invalid")
     assert_no_leak(folder, target, out, raw_values(rows + added))
+
+
+def test_a_sanitized_cursor_is_refused(folder: Path) -> None:
+    source, target = folder / "source.db", folder / "target.db"
+    make_source(source, [person(i, T0) for i in range(1, 4)])
+    spec = folder / "job.yaml"
+    spec.write_text(
+        f"job: inc\nsource: sqlite:///{source}\ntarget: sqlite:///{target}\n"
+        "defaults: {mode: incremental, cursor: updated_at}\n"
+        + RULES
+        + "      updated_at: {truncate_date: year}\n"
+    )
+    result = run_cli("plan", spec, cwd=folder, env={"SANITIZE_KEY": KEY})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cursor column 'updated_at' has the sanitize rule {truncate_date: year}" in (
+        result.stderr
+    )
+    assert T0 not in result.stdout + result.stderr and not target.exists()
