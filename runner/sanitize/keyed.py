@@ -88,7 +88,7 @@ class DigestCache:
     lives in this process only and is never written anywhere.
     """
 
-    def __init__(self, limit: int = 100_000, probe: int = 50_000, worth: int = 10) -> None:
+    def __init__(self, limit: int = 50_000, probe: int = 50_000, worth: int = 10) -> None:
         self.limit, self.probe, self.worth = limit, probe, worth
         self._maps: dict[bytes, dict[bytes, bytes]] = {}
         self._seen: dict[bytes, list[int]] = {}
