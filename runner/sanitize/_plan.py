@@ -407,6 +407,16 @@ def check_job(job: Job, plans: Sequence[TableSanitize], all_tables: bool) -> Non
     """Checks across tables: allow entries and globs that match nothing (when every table was
     planned), then identifiers without a rule (SafetyError, with the rules to paste)."""
     spec = job.sanitize
+    seen = {e["column"] for p in plans for e in p.report}
+    missing = [c for c in job.defaults.sanitize or {} if c not in seen]
+    if missing and all_tables:  # a rule for a column no table has is a typo, not a no-op
+        raise SpecError(
+            "\n".join(
+                f"defaults.sanitize.{c}: column '{c}' is in none of the job's tables"
+                f"{did_you_mean(c, sorted(seen))}"
+                for c in missing
+            )
+        )
     if spec is not None and all_tables:
         used_allow = set().union(*(p.used_allow for p in plans)) if plans else set()
         unknown = [a for a in spec.allow if a not in used_allow]

@@ -389,3 +389,10 @@ def test_a_generated_column_of_a_sanitized_one_needs_a_rule() -> None:
     ruled = {**choices, "ssn_tail": object(), "upper_name": object()}
     assert not _plan._generated_from_ruled(2, info, ruled, copied)  # type: ignore[arg-type]
     assert not _plan._generated_from_ruled(2, info, choices, ["ssn", "name"])  # type: ignore[arg-type]
+
+
+def test_a_defaults_rule_for_a_column_no_table_has_is_an_error(db: Path) -> None:
+    body = "defaults:\n  sanitize:\n    mrnn: drop\n    zip: zip3\ntables: [patients, visits]\n"
+    with pytest.raises(SpecError, match=r"defaults.sanitize.mrnn: column 'mrnn' is in none of"):
+        plan_of(db, body)
+    assert plan_of(db, body, tables=["visits"]), "a subset of tables cannot tell"
