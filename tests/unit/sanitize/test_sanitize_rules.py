@@ -497,3 +497,11 @@ def test_noise_never_overflows_the_type() -> None:
     assert r.noise(pa.array([255], pa.uint8()), 50).to_pylist()[0] <= 255
     money = r.noise(pa.array([Decimal("999.99")] * 50, pa.decimal128(5, 2)), 50)
     assert max(money.to_pylist()) <= Decimal("999.99")
+
+
+@pytest.mark.parametrize("column", [pa.array([None, None], pa.string()), pa.array([], pa.string())])
+def test_keyed_rules_on_empty_and_all_null_batches(column: pa.Array) -> None:
+    pool = pa.array(["a", "b"])
+    for out in (r.hash_hex(column, KEY, 10), r.hash_int(column, KEY), r.fake(column, KEY, pool),
+                r.email(column, KEY), r.mask(column, keep_last=2)):  # fmt: skip
+        assert len(out) == len(column) and out.null_count == len(column)
