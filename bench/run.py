@@ -1,6 +1,6 @@
 """etlrun against the physical baselines (and, optionally, its peers) on the standard workloads.
 
-    .venv/bin/python bench/run.py [--rows N] [--repeat 3] [--workloads W1,W2,W3] [--keep]
+    .venv/bin/python bench/run.py [--rows N] [--repeat 3] [--workloads W1,W1S,W2,W3] [--keep]
                                   [--markdown] [--memory-check [--rows-list 1000000,5000000]]
 
 Generates the deterministic ``events`` table (bench/_data.py) in PostgreSQL and MariaDB, then runs
@@ -12,6 +12,7 @@ Results also go to bench/.work/results.json. A benchmark, not a test: it asserts
 W1 PostgreSQL -> PostgreSQL   baseline: psql COPY TO STDOUT (FORMAT binary) | psql COPY FROM STDIN
 W2 MariaDB -> SQLite          baseline: bench/baseline_w2.py (streaming cursor + executemany)
 W3 PostgreSQL -> Parquet      baseline: bench/baseline_w3.py (ADBC record batches + ParquetWriter)
+W1S W1 with sanitize rules    baseline: etlrun's own W1 without them (the cost of sanitizing)
 """
 
 from __future__ import annotations
@@ -82,6 +83,16 @@ defaults:
   chunk_rows: {chunk_rows}{extra}
 tables: [events]
 """
+# W1S: W1 with one keyed hash, one mask and one fake, each on a text column whose values are
+# (nearly) all distinct, so no rule is cheap by repetition. Issue 5: at most 1.25x plain W1.
+SANITIZE = """\
+sanitize:
+  key: ${SANITIZE_KEY}
+  rules:
+    email: hash
+    note: {mask: {keep_last: 4}}
+    label: {fake: name}
+"""
 
 
 def pg_reset(*sql: str) -> None:
@@ -92,19 +103,26 @@ def pg_reset(*sql: str) -> None:
 
 
 def etlrun_tool(
-    workload: str, target: str, reset, verify, chunk_rows: int, extra=None, executor="threads"
+    workload: str,
+    target: str,
+    reset,
+    verify,
+    chunk_rows: int,
+    extra=None,
+    executor="threads",
+    tail: str = "",
 ) -> Tool:
     spec = WORK / f"{workload.lower()}.yaml"
     source = f"mariadb://root@127.0.0.1:3306/{MY_DB}" if workload == "W2" else f"{PG}/{PG_SRC}"
     note = f"chunk_rows {chunk_rows}" + (
         " (set by --chunk-rows)"
-        if chunk_rows != CHUNK_ROWS.get(workload)
+        if chunk_rows != CHUNK_ROWS.get(workload.rstrip("S"))
         else " (see CHUNK_ROWS in bench/run.py)"
     )
     extra = "".join(f"\n  {k}: {v}" for k, v in (extra or {}).items())
     spec.write_text(
         SPEC.format(workload=workload, name=workload.lower(), workers=WORKERS, note=note,
-                    chunk_rows=chunk_rows, source=source, target=target, extra=extra)
+                    chunk_rows=chunk_rows, source=source, target=target, extra=extra) + tail
     )  # fmt: skip
     state = f"sqlite:///{WORK}/state.db"
     command = [ETLRUN, "run", spec, "--fresh", "--state", state]
@@ -167,7 +185,16 @@ def baseline_python() -> tuple[Path, str]:
 
 def workload_tools(workload: str, rows: int, args: argparse.Namespace) -> list[Tool]:
     """The baseline first, then etlrun, then the peers."""
-    chunk = args.chunk_rows or CHUNK_ROWS.get(workload, 250_000)
+    chunk = args.chunk_rows or CHUNK_ROWS.get(workload.rstrip("S"), 250_000)
+    if workload == "W1S":  # the same copy with and without the rules: the ratio is their cost
+        plain = etlrun_tool("W1", f"{PG}/{PG_DST}", lambda: pg_reset("DROP TABLE IF EXISTS events"),
+                            lambda: pg_count(PG_DST, "events"), chunk)  # fmt: skip
+        plain.name, plain.detail = "baseline", "etlrun W1 without sanitize"
+        sanitized = etlrun_tool("W1S", f"{PG}/{PG_DST}", plain.reset, plain.verify, chunk,
+                                tail=SANITIZE)  # fmt: skip
+        sanitized.detail = "hash + mask + fake"
+        sanitized.env = {"SANITIZE_KEY": "bench-sanitize-key-0123456789abcdef"}
+        return [plain, sanitized]
     if workload == "W1":
         copy_out = f'{PSQL} -d {PG_SRC} -c "COPY events TO STDOUT (FORMAT binary)"'
         copy_in = f'{PSQL} -d {PG_DST} -c "COPY events_copy FROM STDIN (FORMAT binary)"'
@@ -228,7 +255,7 @@ def run_workload(workload: str, rows: int, repeat: int, args, only=None) -> list
 def generate(rows: int, workloads: list[str], keep: bool) -> None:
     start = time.perf_counter()
     made = []
-    if {"W1", "W3"} & set(workloads):
+    if {"W1", "W1S", "W3"} & set(workloads):
         made += ["PostgreSQL"] if pg_generate(rows, keep) else []
     if "W2" in workloads:
         made += ["MariaDB"] if my_generate(rows, keep) else []
@@ -275,7 +302,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workloads", default="W1,W2,W3", help="comma-separated")
+    parser.add_argument("--workloads", default="W1,W1S,W2,W3", help="comma-separated")
     parser.add_argument("--keep", action="store_true", help="keep generated data between runs")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument(

@@ -31,6 +31,8 @@ class Column:
     type_sql: str
     """The declared type, as the source's own dialect writes it."""
     nullable: bool = True
+    generated: str | None = None
+    """A generated column's expression, as the source writes it (sanitize checks what it reads)."""
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,12 @@ class SqlConnector(Connector):
 
                 raise TaskError(f"table '{name}' does not exist in {self.display_url}")
             columns = tuple(
-                Column(c["name"], self.column_type_sql(c), bool(c.get("nullable", True)))
+                Column(
+                    c["name"],
+                    self.column_type_sql(c),
+                    bool(c.get("nullable", True)),
+                    str((c.get("computed") or {}).get("sqltext") or "") or None,
+                )  # fmt: skip
                 for c in inspector.get_columns(table, schema=schema)
             )
             pk = tuple(

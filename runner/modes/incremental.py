@@ -118,6 +118,15 @@ def _cursor_columns(ctx: TableContext) -> list[str]:
             raise ctx.issue(
                 f"cursor column '{name}' is not read from the source (columns: {known})"
             )
+    # the watermark is the cursor's raw maximum, kept in the state store and shown by plan
+    ruled = {e["column"]: e["rule"] for e in (ctx.sanitize.report if ctx.sanitize else [])}
+    for name in columns:
+        if ruled.get(name) not in (None, "allowed"):
+            raise ctx.issue(
+                f"cursor column '{name}' has the sanitize rule {ruled[name]}, but its raw values "
+                "would be kept as the watermark in the state store and shown by plan; use a "
+                "cursor without a rule (under profile hipaa: list it in sanitize.allow)"
+            )
     return columns
 
 

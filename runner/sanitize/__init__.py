@@ -12,7 +12,8 @@ The pieces, in the order data meets them:
   so every batch is rebuilt by :class:`Sanitizer` from the raw batch before the writer sees it.
   Any mode that reads through ``ctx.stream`` with its task's params gets the rules for free,
   and the compiler refuses a plan whose reading tasks do not carry them.
-- :mod:`runner.sanitize.rules`: the vectorised functions themselves.
+- :mod:`runner.sanitize.rules`: the vectorised functions themselves; the keyed tokens (HMAC per
+  distinct value, the digest cache) are in :mod:`runner.sanitize.keyed`.
 
 The key never travels: the spec's ``sanitize.key`` is registered here when the job is
 validated (:func:`register_key`), tasks carry only its id (a keyed fingerprint), and a worker
@@ -335,8 +336,8 @@ def _at(s: Sanitizer, step: dict[str, Any], batch: pa.RecordBatch) -> Any:
 def _hash(s: Sanitizer, column: pa.Array, step: dict[str, Any], batch: pa.RecordBatch) -> Any:
     options = step["options"]
     if options.get("format") == "integer":
-        return r.hash_int(column, s.subkey("hash"))
-    return r.hash_hex(column, s.subkey("hash"), options.get("length") or 64)
+        return r.hash_int(column, s.subkey("hash"), r.CACHE)
+    return r.hash_hex(column, s.subkey("hash"), options.get("length") or 64, r.CACHE)
 
 
 _RUN: dict[str, Callable[[Sanitizer, pa.Array, dict[str, Any], pa.RecordBatch], pa.Array]] = {
@@ -355,6 +356,7 @@ _RUN: dict[str, Callable[[Sanitizer, pa.Array, dict[str, Any], pa.RecordBatch], 
             st["options"]["locale"],
             st["options"]["pool"],
         ),
+        r.CACHE,
     ),
     "truncate_date": lambda s, c, st, b: r.truncate_date(
         c, st["options"]["to"], st["options"].get("max_age"), s.run_date

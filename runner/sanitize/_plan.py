@@ -14,7 +14,6 @@ Nothing here keeps a value: content sampling for detection is read, looked at an
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +26,13 @@ from runner.errors import SafetyError, SpecError
 from runner.plan.plan import ColumnPlan
 from runner.plan.types import arrow_from_str, source_type, target_type
 from runner.sanitize import RULES, activate, key_id
+from runner.sanitize._words import flow, report_text, rule_data, rule_text, unruled_message
 from runner.sanitize.hipaa import MAX_AGE, SAMPLE_ROWS, Finding, detect, suggest, weakness
 from runner.spec.models import Job, SanitizeRule, TableSpec
 from runner.spec.validators import did_you_mean
+
+__all__ = ["flow", "report_text", "rule_data", "rule_text", "unruled_message"]
+"""Re-exported from :mod:`runner.sanitize._words`, where the words are."""
 
 Sampler = Callable[[list[ColumnPlan]], Mapping[str, Sequence[str]]]
 """Reads up to a few hundred values of the given text columns (for content detection)."""
@@ -65,56 +68,6 @@ class TableSanitize:
     """Columns written as nullable: a sanitized column keeps nothing of the source but a type."""
     used_globs: set[str] = field(default_factory=set)
     used_allow: set[str] = field(default_factory=set)
-
-
-# --- rules as the user writes them ----------------------------------------------------------
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_SHORT = {"fake": "provider", "truncate_date": "to", "noise": "pct", "shift_date": "max_days"}
-
-
-def flow(value: Any) -> str:
-    """Plain data as one line of YAML flow style, the way a rule is pasted into a spec.
-
-    Example:
-        >>> flow({"truncate_date": {"to": "year", "max_age": 89}})
-        '{truncate_date: {to: year, max_age: 89}}'
-    """
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(flow(v) for v in value) + "]"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value)
-    reserved = text.lower() in ("null", "true", "false", "yes", "no", "on", "off", "~", "")
-    return text if _PLAIN.match(text) and not reserved else json.dumps(text)
-
-
-def rule_data(rule: SanitizeRule) -> Any:
-    """``rule`` as the shortest plain data that says it: ``drop``, ``{mask: {keep_last: 4}}``."""
-    name = rule.name
-    value = getattr(rule, name)
-    if name in ("drop", "null", "zip3"):
-        return name
-    if hasattr(value, "model_dump"):
-        options = value.model_dump(exclude_defaults=True)
-        if not options:
-            return name
-        if name in _SHORT and list(options) == [_SHORT[name]]:
-            return {name: options[_SHORT[name]]}
-        return {name: options}
-    return {name: value}
-
-
-def rule_text(rule: SanitizeRule) -> str:
-    data = rule_data(rule)
-    return data if isinstance(data, str) else flow(data)
 
 
 # --- resolution ---------------------------------------------------------------------------------
@@ -312,6 +265,7 @@ def plan_table(
                 f"tables[{index}].sanitize: column '{column}' would be written twice "
                 "(an age rule's 'into' names a column that is copied too)"
             )
+    errors += _generated_from_ruled(index, info, choices, [c.name for c in columns])
     if errors:
         raise SpecError("\n".join(errors))
 
@@ -336,6 +290,29 @@ def plan_table(
         used_globs=used_globs,
         used_allow=used_allow,
     )
+
+
+def _generated_from_ruled(
+    index: int, info: TableInfo, choices: Mapping[str, _Choice], copied: Sequence[str]
+) -> list[str]:
+    """A generated column copied as it is, computed from a column that has a rule, carries what
+    the rule takes away (``ssn_last4 GENERATED ALWAYS AS (right(ssn, 4))``): a spec error."""
+    errors = []
+    for column in info.columns:
+        if not column.generated or column.name not in copied or column.name in choices:
+            continue
+        sources = [
+            name for name in choices
+            if re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", column.generated, re.I)
+        ]  # fmt: skip
+        if sources:
+            errors.append(
+                f"tables[{index}].sanitize: column '{column.name}' is generated from "
+                f"{', '.join(repr(n) for n in sources)}, which has a rule, so its values carry "
+                f"what the rule removes; give it a rule too (e.g. {column.name}: drop) "
+                "or leave it out with exclude:"
+            )
+    return errors
 
 
 def _is_text(arrow: pa.DataType) -> bool:
@@ -430,6 +407,16 @@ def check_job(job: Job, plans: Sequence[TableSanitize], all_tables: bool) -> Non
     """Checks across tables: allow entries and globs that match nothing (when every table was
     planned), then identifiers without a rule (SafetyError, with the rules to paste)."""
     spec = job.sanitize
+    seen = {e["column"] for p in plans for e in p.report}
+    missing = [c for c in job.defaults.sanitize or {} if c not in seen]
+    if missing and all_tables:  # a rule for a column no table has is a typo, not a no-op
+        raise SpecError(
+            "\n".join(
+                f"defaults.sanitize.{c}: column '{c}' is in none of the job's tables"
+                f"{did_you_mean(c, sorted(seen))}"
+                for c in missing
+            )
+        )
     if spec is not None and all_tables:
         used_allow = set().union(*(p.used_allow for p in plans)) if plans else set()
         unknown = [a for a in spec.allow if a not in used_allow]
@@ -450,47 +437,3 @@ def check_job(job: Job, plans: Sequence[TableSanitize], all_tables: bool) -> Non
     unruled = [u for p in plans for u in p.unruled]
     if unruled:
         raise SafetyError(unruled_message(unruled))
-
-
-def unruled_message(unruled: Sequence[Unruled]) -> str:
-    """The refusal: each identifier column and its class, then the rules to paste."""
-    width = max(len(f"{u.table}.{u.finding.column}") for u in unruled)
-    lines = [
-        f"sanitize: profile hipaa found {len(unruled)} column"
-        f"{'s' if len(unruled) != 1 else ''} holding HIPAA Safe Harbor identifiers without a "
-        "rule; nothing was read or written.",
-    ]
-    for u in unruled:
-        where = f"{u.table}.{u.finding.column}"
-        lines.append(f"  {where:<{width}}  {u.finding.label}  (found by {u.finding.via})")
-    lines += [
-        "Give each a rule, or list it under sanitize.allow to let it through as it is.",
-        "Rules to paste (into each table's entry under tables:):",
-    ]
-    by_table: dict[tuple[int, str], list[Unruled]] = {}
-    for u in unruled:
-        by_table.setdefault((u.index, u.table), []).append(u)
-    for (index, table), items in by_table.items():
-        lines += [f"  # tables[{index}]: {table}", "    sanitize:"]
-        lines += [f"      {u.finding.column}: {flow(u.suggestion)}" for u in items]
-    return "\n".join(lines)
-
-
-def report_text(report: Sequence[Mapping[str, Any]], profile: str | None) -> list[str]:
-    """The plan's lines for one table: column -> class -> rule, every column."""
-    if not report:
-        return []
-    head = "  sanitize" + (f" (profile {profile})" if profile else "") + ":"
-    width = max(len(str(e["column"])) for e in report)
-    cls_width = max(len(_cls(e)) for e in report)
-    lines = [head]
-    for e in report:
-        rule = e["rule"] or "-"
-        if e.get("into"):
-            rule += f"  -> column {e['into']}"
-        lines.append(f"    {e['column']:<{width}}  {_cls(e):<{cls_width}}  {rule}")
-    return lines
-
-
-def _cls(entry: Mapping[str, Any]) -> str:
-    return str(entry["class"]) if entry["class"] else "-"

@@ -68,6 +68,7 @@ HINTS = {
     "free_text": "free text (may hold any identifier)",
     "entity_id": "a person's key",
     "text_dates": "dates stored as text",
+    "unique_code": "distinct codes with digits (may identify a person or a record)",
 }
 
 
@@ -227,6 +228,9 @@ _CONTENT: tuple[tuple[str, str | None, re.Pattern[str]], ...] = (
     ("phone", None, re.compile(r"^\+?[\d\s().-]{7,20}$")),
 )
 _WORDS = re.compile(r"\S+\s+\S+\s+\S+")
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./_-]{3,39}$")
+UNIQUE_MIN = 20
+"""Sampled values needed before a column of distinct codes counts as unique identifiers."""
 
 
 def by_type(column: str, arrow: pa.DataType) -> Finding | None:
@@ -253,6 +257,12 @@ def by_content(column: str, values: Sequence[str]) -> Finding | None:
     long_prose = [v for v in present if len(v) >= 30 and _WORDS.search(v)]
     if len(long_prose) >= need:
         return Finding(column, "other_id", "content", "free_text")
+    # item (R), "any other unique identifying number, characteristic, or code": a column whose
+    # sampled values are nearly all different codes with at least 5 digits in each (a policy
+    # number, a badge, a case reference) whatever its name says
+    codes = [v for v in present if _CODE.match(v) and sum(c.isdigit() for c in v) >= 5]
+    if len(codes) >= max(UNIQUE_MIN, need) and len(set(codes)) * 10 >= len(codes) * 9:
+        return Finding(column, "other_id", "content", "unique_code")
     return None
 
 

@@ -6,10 +6,8 @@ the environment, and nothing keeps a value: the same inputs give the same output
 makes a chunk replay harmless and joins across tables work.
 
 Keyed rules (``hash``, ``email``, ``fake``, ``shift_date``) run HMAC-SHA256 once per *distinct*
-value of the batch (the column is dictionary-encoded first) and spread the results with a
-vectorised ``take``; HMAC has no vectorised form, so that loop is the only Python per value. Each
-rule derives its own sub-key from the job's key (:func:`subkey`), so a hash token says nothing
-about the fake name or the date offset of the same value.
+value of the batch and spread the results with a vectorised ``take``: see
+:mod:`runner.sanitize.keyed`.
 
 NULL stays NULL under every rule but ``constant``. Errors raised here never quote a value: the
 callers turn them into a message that names the column and the rule only.
@@ -18,99 +16,37 @@ callers turn them into a message that names the column and the rule only.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from runner.sanitize.keyed import (
+    CACHE,
+    DigestCache,
+    as_text,
+    digests,
+    distinct,
+    hash_hex,
+    hash_int,
+    hmac_sha256,
+    subkey,
+    uint64,
+)
 from runner.sanitize.zip3 import RESTRICTED, SUPPRESSED
+
+__all__ = ["CACHE", "DigestCache", "hash_hex", "hash_int", "hmac_sha256", "subkey"]
+"""Re-exported: the keyed helpers live in :mod:`runner.sanitize.keyed`."""
 
 EMAIL_TOKEN = 16
 """Hex characters of the keyed token that replaces an e-mail address's local part."""
 FAKE_DOMAIN = "example.invalid"
 """The domain of e-mail addresses whose own domain is not kept (RFC 2606 reserves it)."""
 _MICROS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
-
-
-# --- keys and HMAC -------------------------------------------------------------------------------
-def subkey(key: bytes, purpose: str) -> bytes:
-    """The key a rule uses, derived from the job's key: ``HMAC(key, "etlrun/sanitize/<purpose>")``.
-
-    Example:
-        >>> subkey(b"k" * 32, "hash").hex()[:16]
-        '7a5590d3e1682dca'
-    """
-    return hmac.digest(key, b"etlrun/sanitize/" + purpose.encode(), "sha256")
-
-
-def hmac_sha256(key: bytes, values: Iterable[bytes]) -> list[bytes]:
-    """HMAC-SHA256 of each value: RFC 2104 with the padded key's two hash states computed once.
-
-    OpenSSL's one-shot ``hmac.digest`` sets up both states for every call; copying them is
-    about three times faster, and this loop is where keyed rules spend their time.
-
-    Example:
-        >>> hmac_sha256(b"key", [b"abc"]) == [hmac.digest(b"key", b"abc", "sha256")]
-        True
-    """
-    block = key if len(key) <= 64 else hashlib.sha256(key).digest()
-    block = block.ljust(64, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block)).copy
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block)).copy
-    out: list[bytes] = []
-    append = out.append
-    for value in values:
-        i = inner()
-        i.update(value)
-        o = outer()
-        o.update(i.digest())
-        append(o.digest())
-    return out
-
-
-def _as_text(column: pa.Array) -> pa.Array:
-    """The canonical text of each value, so ``123`` and ``'123'`` hash alike in every table."""
-    typ = column.type
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        return column
-    if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
-        return column
-    return column.cast(pa.string())
-
-
-def _distinct(column: pa.Array) -> tuple[list[bytes], pa.Array]:
-    """The distinct values of ``column`` as bytes, and each row's index into them (NULL: null)."""
-    encoded = pc.dictionary_encode(_as_text(column))
-    if isinstance(encoded, pa.ChunkedArray):  # pragma: no cover - arrays in, arrays out
-        encoded = encoded.combine_chunks()
-    dictionary = encoded.dictionary
-    if not (pa.types.is_binary(dictionary.type) or pa.types.is_large_binary(dictionary.type)):
-        dictionary = dictionary.cast(pa.binary())
-    return dictionary.to_pylist(), encoded.indices
-
-
-def _int64(digests: Sequence[bytes]) -> pa.Array:
-    """The first 8 bytes of each digest, little-endian, as a non-negative int64."""
-    data = pa.py_buffer(b"".join(d[:8] for d in digests))
-    raw = pa.Array.from_buffers(pa.int64(), len(digests), [None, data])
-    return pc.bit_wise_and(raw, pa.scalar(0x7FFF_FFFF_FFFF_FFFF, pa.int64()))
-
-
-def hash_hex(column: pa.Array, key: bytes, length: int = 64) -> pa.Array:
-    """Keyed HMAC-SHA256 of each value as lowercase hex, cut to ``length`` characters."""
-    values, indices = _distinct(column)
-    tokens = pa.array([d.hex()[:length] for d in hmac_sha256(key, values)], pa.string())
-    return tokens.take(indices)
-
-
-def hash_int(column: pa.Array, key: bytes) -> pa.Array:
-    """Keyed HMAC-SHA256 of each value as a stable non-negative 64-bit integer surrogate."""
-    values, indices = _distinct(column)
-    return _int64(hmac_sha256(key, values)).take(indices)
 
 
 # --- text --------------------------------------------------------------------------------------
@@ -133,23 +69,30 @@ def mask(column: pa.Array, keep_first: int = 0, keep_last: int = 0, char: str = 
     no longer than ``keep_first + keep_last`` is masked whole: keeping all of it would hide
     nothing.
     """
-    text = _as_text(column).cast(pa.string())
+    text = as_text(column).cast(pa.string())
     length = pc.utf8_length(text)
     kept = keep_first + keep_last
-    hidden = pc.max_element_wise(pc.subtract(length, pa.scalar(kept, length.type)), 0)
     fill = pa.scalar(char, pa.string())
-    first = pc.utf8_slice_codeunits(text, 0, keep_first) if keep_first else pa.scalar("")
-    last = pc.utf8_slice_codeunits(text, -keep_last) if keep_last else pa.scalar("")
-    partial = pc.binary_join_element_wise(first, pc.binary_repeat(fill, hidden), last, "")
-    whole = pc.binary_repeat(fill, pc.max_element_wise(length, 0))
-    return pc.if_else(pc.greater(length, kept), partial, whole)
+    # NULL stays NULL through every part (skip_nulls=False); the kept ends are sliced only when
+    # kept, and whole-value masks are built only when some value is that short (they rarely are)
+    hidden = pc.max_element_wise(pc.subtract(length, pa.scalar(kept, length.type)), 0,
+                                 skip_nulls=False)  # fmt: skip
+    parts = [pc.utf8_slice_codeunits(text, 0, keep_first)] if keep_first else []
+    parts.append(pc.binary_repeat(fill, hidden))
+    if keep_last:
+        parts.append(pc.utf8_slice_codeunits(text, -keep_last))
+    partial = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "")
+    short = pc.less_equal(length, kept)
+    if not kept or not pc.any(short).as_py():
+        return partial
+    return pc.if_else(short, pc.binary_repeat(fill, length), partial)
 
 
 def email(column: pa.Array, key: bytes, keep_domain: bool = False) -> pa.Array:
     """``<token>@<domain>``: the token a keyed hash of the whole address (trimmed, lower case),
     the domain the address's own when ``keep_domain``, else ``example.invalid``. A value that
     is not an address gets a token too, with ``example.invalid``."""
-    normal = pc.utf8_lower(pc.utf8_trim_whitespace(_as_text(column).cast(pa.string())))
+    normal = pc.utf8_lower(pc.utf8_trim_whitespace(as_text(column).cast(pa.string())))
     token = hash_hex(normal, key, EMAIL_TOKEN)
     if keep_domain:
         found = pc.struct_field(pc.extract_regex(normal, r"^.+@(?P<d>[^@\s]+)$"), [0])
@@ -169,7 +112,7 @@ def check_pattern(pattern: str) -> None:
 
 def redact(column: pa.Array, pattern: str, replace: str = "***") -> pa.Array:
     """Every match of ``pattern`` (RE2 syntax) replaced by ``replace`` (``\\1`` for groups)."""
-    return pc.replace_substring_regex(_as_text(column), pattern=pattern, replacement=replace)
+    return pc.replace_substring_regex(as_text(column), pattern=pattern, replacement=replace)
 
 
 @lru_cache(maxsize=32)
@@ -189,14 +132,16 @@ def fake_pool(key: bytes, provider: str, locale: str | None, size: int) -> pa.Ar
     return pa.array([str(method()) for _ in range(size)], pa.string())
 
 
-def fake(column: pa.Array, key: bytes, pool: pa.Array) -> pa.Array:
+def fake(
+    column: pa.Array, key: bytes, pool: pa.Array, cache: DigestCache | None = None
+) -> pa.Array:
     """Each value replaced by the pool entry its keyed hash picks: the same value (a person's
-    name, in any table) always gets the same fake."""
-    values, indices = _distinct(column)
-    size = len(pool)
-    picks = pa.array(
-        [int.from_bytes(d[:8], "little") % size for d in hmac_sha256(key, values)], pa.int64()
-    )
+    name, in any table) always gets the same fake. The pick is the digest's first 8 bytes
+    (little-endian) modulo the pool size, computed on whole arrays."""
+    values, indices = distinct(column)
+    number = uint64(digests(key, values, cache))
+    size = pa.scalar(len(pool), pa.uint64())
+    picks = pc.subtract(number, pc.multiply(pc.divide(number, size), size))
     return pool.take(picks).take(indices)
 
 
@@ -222,7 +167,7 @@ def truncate_date(
 
 def day_offsets(by: pa.Array, key: bytes, max_days: int) -> pa.Array:
     """One offset per entity in ``by``: a whole number of days in [-max_days, max_days], never 0."""
-    values, indices = _distinct(by)
+    values, indices = distinct(by)
     offsets = []
     for digest in hmac_sha256(key, values):
         offset = int.from_bytes(digest[:8], "little") % (2 * max_days) - max_days
@@ -230,19 +175,28 @@ def day_offsets(by: pa.Array, key: bytes, max_days: int) -> pa.Array:
     return pa.array(offsets, pa.int32()).take(indices)
 
 
+_FIRST_DAY, _LAST_DAY = -719_162, 2_932_896
+"""0001-01-01 and 9999-12-31 in days since 1970-01-01: the dates every database stores."""
+
+
 def shift_date(column: pa.Array, by: pa.Array, key: bytes, max_days: int) -> pa.Array:
     """Every date of an entity (the value of ``by`` in the same row) moved by the same offset, so
-    intervals between one person's dates survive. A row whose entity is NULL gets NULL."""
+    intervals between one person's dates survive. A row whose entity is NULL gets NULL. A date
+    moved past 0001-01-01 or 9999-12-31 stops there, so it still fits the target column."""
     offsets = day_offsets(by, key, max_days)
     typ = column.type
     if pa.types.is_date32(typ):
-        return pc.add(column.cast(pa.int32()), offsets).cast(typ)
-    if pa.types.is_date64(typ):
-        days = pc.multiply(offsets.cast(pa.int64()), 86_400_000)
-        return pc.add(column.cast(pa.int64()), days).cast(typ)
-    step = 86_400 * _MICROS[typ.unit]
-    moved = pc.add(column.cast(pa.int64()), pc.multiply(offsets.cast(pa.int64()), step))
-    return moved.cast(typ)
+        unit = 1
+    elif pa.types.is_date64(typ):
+        unit = 86_400_000
+    else:
+        unit = 86_400 * _MICROS[typ.unit]
+    raw = column.cast(pa.int32() if pa.types.is_date32(typ) else pa.int64()).cast(pa.int64())
+    moved = pc.add(raw, pc.multiply(offsets.cast(pa.int64()), unit))
+    if unit <= 86_400 * _MICROS["us"]:  # in ns, int64 holds 1677..2262 only: nothing to clamp
+        last = (_LAST_DAY + 1) * unit - 1  # the last instant of 9999-12-31
+        moved = _within(moved, _FIRST_DAY * unit, last)
+    return moved.cast(pa.int32() if pa.types.is_date32(typ) else pa.int64()).cast(typ)
 
 
 def _month_day(values: pa.Array | pa.Scalar) -> Any:
@@ -291,7 +245,7 @@ def zip3(column: pa.Array) -> pa.Array:
             long, pc.utf8_lpad(text, width=9, padding="0"), pc.utf8_lpad(text, 5, padding="0")
         )
     else:
-        text = pc.utf8_trim_whitespace(_as_text(column).cast(pa.string()))
+        text = pc.utf8_trim_whitespace(as_text(column).cast(pa.string()))
     prefix = pc.struct_field(pc.extract_regex(text, _ZIP), [0])
     restricted = pc.is_in(prefix, value_set=pa.array(sorted(RESTRICTED)))
     return pc.if_else(restricted, pa.scalar(SUPPRESSED), prefix)
@@ -334,14 +288,34 @@ def bucket(column: pa.Array, edges: Sequence[float]) -> pa.Array:
 
 def noise(column: pa.Array, pct: float) -> pa.Array:
     """Each number times a random factor in [1 - pct/100, 1 + pct/100], in the column's type
-    (integers rounded, decimals rounded to their scale). Random per run: not keyed, not stable."""
+    (integers rounded, decimals rounded to their scale, both kept within what the type holds,
+    so the largest value of a column cannot overflow it). Random per run: not keyed, not
+    stable."""
     typ = column.type
     factor = pc.add(pc.multiply(pc.subtract(pc.multiply(pc.random(len(column)), 2.0), 1.0),
                                 pct / 100.0), 1.0)  # fmt: skip
-    moved = pc.multiply(column.cast(pa.float64()), factor)
+    moved = pc.multiply(column.cast(pa.float64(), safe=False), factor)
     if pa.types.is_floating(typ):
         return moved.cast(typ)
     if pa.types.is_decimal(typ):
         moved = pc.round(moved, ndigits=typ.scale, round_mode="half_towards_infinity")
-        return moved.cast(typ)
-    return pc.round(moved, round_mode="half_towards_infinity").cast(typ)
+        largest = float(10 ** (typ.precision - typ.scale)) - 10.0**-typ.scale
+        return _within(moved, -largest, largest).cast(typ, safe=False)
+    low, high = _INT_RANGE[typ.bit_width, pa.types.is_signed_integer(typ)]
+    moved = pc.round(moved, round_mode="half_towards_infinity")
+    # float64 holds 2**63 - 1 only as 2**63, which would wrap: the largest float below it
+    top = float(high) if float(high) <= high else math.nextafter(float(high), 0.0)
+    return _within(moved, float(low), top).cast(typ, safe=False)
+
+
+_INT_RANGE = {
+    (bits, signed): ((-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1))
+    for bits in (8, 16, 32, 64)
+    for signed in (True, False)
+}
+
+
+def _within(values: pa.Array, low: float | int, high: float | int) -> pa.Array:
+    """``values`` clamped to [low, high]; NULL stays NULL."""
+    above = pc.max_element_wise(values, low, skip_nulls=False)
+    return pc.min_element_wise(above, high, skip_nulls=False)

@@ -1,10 +1,12 @@
 """The leak test: a sanitized PostgreSQL -> PostgreSQL copy leaves no raw value anywhere.
 
 A run with a forced unique violation (``ssn``, the primary key, hashed to one hex character:
-60 people, 16 tokens) runs with ``--debug --log-format json``; then stdout, stderr, the state
-store, everything under ``.etlrun/``, ``etlrun history`` / ``show`` and a ``pg_dump`` of the
-target database are searched for every raw value of every sanitized column: zero hits. The
-same job with a full-length hash then succeeds, and the target is searched again.
+60 people, 16 tokens) runs with ``--debug --log-format json``, once stopping on it and once with
+``on_error: reject`` (the refused rows go to a reject file); then stdout, stderr, the state
+store, everything under ``.etlrun/`` (rejects included), ``etlrun history`` / ``show`` and a
+``pg_dump`` of the target database are searched for every raw value of every sanitized column:
+zero hits. The same job with a full-length hash then succeeds, and the target is searched again.
+A generated column computed from a sanitized one must have a rule of its own.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import servers
 from sqlalchemy.engine import make_url
+
+from runner.sanitize import rules
 
 KEY = "leak-test-key-0123456789abcdef"
 PEOPLE = 60
@@ -49,7 +54,8 @@ SANITIZED = {"ssn": 1, "full_name": 2, "email": 3, "dob": 4, "phone": 5, "notes"
 
 
 def raw_values() -> list[str]:
-    return [str(row[i]) for row in raw_people() for i in SANITIZED.values()]
+    values = [str(row[i]) for row in raw_people() for i in SANITIZED.values()]
+    return values + [f"{row[1]}#tail" for row in raw_people()]  # ssn_tail, generated
 
 
 @pytest.fixture
@@ -64,7 +70,8 @@ def seed(url: str) -> None:
         conn.execute(
             "CREATE TABLE people (ssn varchar(11) PRIMARY KEY, id bigint NOT NULL UNIQUE, "
             "full_name text NOT NULL, email text, dob date, phone varchar(20), notes text, "
-            "mrn varchar(12) NOT NULL DEFAULT 'M0000000X' CHECK (mrn LIKE 'M%'), visits int)"
+            "mrn varchar(12) NOT NULL DEFAULT 'M0000000X' CHECK (mrn LIKE 'M%'), visits int, "
+            "ssn_tail text GENERATED ALWAYS AS (ssn || '#tail') STORED)"
         )
         conn.execute("COMMENT ON COLUMN people.ssn IS 'social security number'")
         with conn.cursor() as cur:
@@ -75,10 +82,13 @@ def seed(url: str) -> None:
             )
 
 
-def spec(source: str, target: str, ssn_rule: str) -> str:
+def spec(
+    source: str, target: str, ssn_rule: str, on_error: str = "stop", tail: str = "drop"
+) -> str:
     return f"""\
 source: {source}
 target: {target}
+defaults: {{on_error: {on_error}}}
 sanitize:
   key: ${{SANITIZE_KEY}}
   rules:
@@ -92,6 +102,7 @@ tables:
       phone: {{mask: {{keep_last: 2}}}}
       notes: {{redact: {{pattern: '[0-9]', replace: '#'}}}}
       mrn: {{constant: REDACTED}}
+      {"ssn_tail: " + tail if tail else ""}
 """
 
 
@@ -134,11 +145,31 @@ def test_nothing_raw_reaches_output_logs_state_or_the_target(
             cwd=tmp_path, env=env,
         )  # fmt: skip
 
+    # a generated column computed from a sanitized one, left without a rule: a spec error
+    job.write_text(spec(pg_url, pg_target, "hash", tail=""))
+    unruled = etlrun("plan", str(job))
+    assert unruled.returncode == 2, unruled.stdout + unruled.stderr
+    assert "column 'ssn_tail' is generated from 'ssn', which has a rule" in unruled.stderr
+
+    job.write_text(spec(pg_url, pg_target, "{hash: {length: 1}}"))
     failed = etlrun("run", str(job))
-    outputs = [failed.stdout, failed.stderr]
+    outputs = [unruled.stdout, unruled.stderr, failed.stdout, failed.stderr]
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "duplicate key value violates unique constraint" in failed.stderr, failed.stderr
     assert "DETAIL" not in failed.stderr and "Key (" not in failed.stderr
+
+    # the same with on_error: reject: the refused rows go to the reject file, the rest commit
+    job.write_text(spec(pg_url, pg_target, "{hash: {length: 1}}", on_error="reject"))
+    rejected = etlrun("run", str(job), "--fresh")
+    outputs += [rejected.stdout, rejected.stderr]
+    assert rejected.returncode == 3, rejected.stdout + rejected.stderr
+    reject_files = list((tmp_path / ".etlrun" / "rejects").rglob("*.jsonl"))
+    records = [json.loads(line) for f in reject_files for line in f.read_text().splitlines()]
+    tokens = rules.hash_hex(
+        pa.array([str(r[1]) for r in raw_people()]), rules.subkey(KEY.encode(), "hash"), 1
+    )
+    assert len(records) == PEOPLE - len(set(tokens.to_pylist())), "one row per token commits"
+    assert all("duplicate key" in r["reason"] and "Key (" not in r["reason"] for r in records)
 
     plan = etlrun("plan", str(job), "--format", "json")
     history = etlrun("history", "--format", "json")
@@ -157,12 +188,12 @@ def test_nothing_raw_reaches_output_logs_state_or_the_target(
 
     # the run record says what happened to each column, without values
     record = json.loads(shown.stdout)["sanitize"]["people"]
-    rules = {c["column"]: c["rule"] for c in record}
-    assert rules["ssn"] == "{hash: {length: 1}}" and rules["full_name"] == "{fake: name}"
-    assert rules["visits"] is None
+    by_column = {c["column"]: c["rule"] for c in record}
+    assert by_column["ssn"] == "{hash: {length: 1}}" and by_column["full_name"] == "{fake: name}"
+    assert by_column["visits"] is None
 
     # the same job with a full-length token succeeds; the target holds tokens, not values
-    job.write_text(spec(pg_url, pg_target, "hash"))
+    job.write_text(spec(pg_url, pg_target, "hash", tail="{constant: gone}"))
     done = etlrun("run", str(job), "--fresh")
     assert done.returncode == 0, done.stdout + done.stderr
     dump = pg_dump(pg_target)
@@ -188,6 +219,11 @@ def test_nothing_raw_reaches_output_logs_state_or_the_target(
             "SELECT count(*) FROM pg_constraint "
             "WHERE conrelid = 'people'::regclass AND contype = 'c'"
         ).fetchone()[0]
+        generated = conn.execute(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'people' AND is_generated <> 'NEVER'"
+        ).fetchone()[0]
+        tails = {r[0] for r in conn.execute("SELECT ssn_tail FROM people")}
     assert len(rows) == PEOPLE
     assert [r[7] for r in rows] == [i * 3 for i in range(1, PEOPLE + 1)], "other columns intact"
     assert all(len(r[0]) == 64 for r in rows)
@@ -198,4 +234,5 @@ def test_nothing_raw_reaches_output_logs_state_or_the_target(
     # DDL: types and the key only; no default, check, comment or NOT NULL of the source
     assert columns["mrn"] == ("YES", None) and columns["full_name"][0] == "YES"
     assert columns["ssn"][0] == "NO", "the primary key stays"
-    assert comments == 0 and checks == 0
+    assert comments == 0 and checks == 0 and generated == 0
+    assert tails == {"gone"}

@@ -367,3 +367,32 @@ def test_output_types_fit_the_target_column() -> None:
     assert planned.key_sanitized and planned.nullable == set(ddl) - {"id"}
     assert json.dumps(planned.params)  # plain data, for task params
     assert KEY not in json.dumps(planned.params)
+
+
+def test_a_generated_column_of_a_sanitized_one_needs_a_rule() -> None:
+    info = TableInfo(
+        None,
+        "people",
+        (
+            Column("ssn", "TEXT"),
+            Column("ssn_tail", "TEXT", generated="(right(`ssn`,4))"),
+            Column("ssn_count", "INT", generated='length("ssn_count_base")'),
+            Column("upper_name", "TEXT", generated="upper(name)"),
+            Column("name", "TEXT"),
+        ),
+    )
+    choices = {"ssn": object(), "name": object()}
+    copied = ["ssn", "ssn_tail", "ssn_count", "upper_name", "name"]
+    errors = _plan._generated_from_ruled(2, info, choices, copied)  # type: ignore[arg-type]
+    assert [e.split("'")[1] for e in errors] == ["ssn_tail", "upper_name"]
+    assert errors[0].startswith("tables[2].sanitize: column 'ssn_tail' is generated from 'ssn'")
+    ruled = {**choices, "ssn_tail": object(), "upper_name": object()}
+    assert not _plan._generated_from_ruled(2, info, ruled, copied)  # type: ignore[arg-type]
+    assert not _plan._generated_from_ruled(2, info, choices, ["ssn", "name"])  # type: ignore[arg-type]
+
+
+def test_a_defaults_rule_for_a_column_no_table_has_is_an_error(db: Path) -> None:
+    body = "defaults:\n  sanitize:\n    mrnn: drop\n    zip: zip3\ntables: [patients, visits]\n"
+    with pytest.raises(SpecError, match=r"defaults.sanitize.mrnn: column 'mrnn' is in none of"):
+        plan_of(db, body)
+    assert plan_of(db, body, tables=["visits"]), "a subset of tables cannot tell"

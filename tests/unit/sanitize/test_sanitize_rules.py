@@ -369,3 +369,139 @@ def test_a_failing_rule_does_not_quote_the_value() -> None:
         Sanitizer(plan)(pa.RecordBatch.from_pydict({"n": pa.array(["x"])}))
     assert "555-12-3456" not in str(caught.value) and caught.value.__cause__ is None
     assert "constant" in str(caught.value) and "'n'" in str(caught.value)
+
+
+# --- the fast paths give the same tokens as the plain definition ---------------------------------
+def test_vectorised_tokens_equal_the_definition() -> None:
+    values = [v for v in EDGE if v is not None]
+    digests = [hmac.digest(KEY, v.encode(), "sha256") for v in values]
+    source = pa.array(values)
+    assert r.hash_hex(source, KEY).to_pylist() == [d.hex() for d in digests]
+    assert r.hash_hex(source, KEY, 7).to_pylist() == [d.hex()[:7] for d in digests]
+    assert r.hash_int(source, KEY).to_pylist() == [
+        int.from_bytes(d[:8], "little") & (2**63 - 1) for d in digests
+    ]
+    pool = pa.array([f"fake-{i}" for i in range(7)])
+    assert r.fake(source, KEY, pool).to_pylist() == [
+        f"fake-{int.from_bytes(d[:8], 'little') % 7}" for d in digests
+    ]
+
+
+@pytest.mark.parametrize("probe", [4, 10_000], ids=["gives-up-on-distinct-values", "caches"])
+def test_the_digest_cache_changes_no_token(probe: int) -> None:
+    cache = r.DigestCache(limit=50, probe=probe)
+    repeated = pa.array([f"name {i % 30}" for i in range(200)] + [None])
+    distinct = pa.array([f"person {i}" for i in range(120)])
+    for column in (repeated, distinct, repeated.slice(5), distinct):
+        assert r.hash_hex(column, KEY, cache=cache).equals(r.hash_hex(column, KEY))
+        assert r.hash_int(column, KEY, cache=cache).equals(r.hash_int(column, KEY))
+    pool = pa.array([f"fake-{i}" for i in range(11)])
+    assert r.fake(repeated, OTHER_KEY, pool, cache).equals(r.fake(repeated, OTHER_KEY, pool))
+    assert len(cache._maps.get(KEY, {})) <= 50, "bounded"
+    if probe == 4:
+        assert KEY not in cache._maps, "values seen once: the cache stopped itself"
+
+
+# --- every rule on the edge values of the types it takes ------------------------------------
+NUMBERS = pa.array([None, 0, -1, 2**31 - 1, -(2**31), 12345, 10001], pa.int32())
+EDGE_DATES = pa.array(
+    [None, dt.date(1, 1, 1), dt.date(1900, 1, 1), dt.date(2000, 2, 29), dt.date(9999, 12, 31)]
+)
+IDS = pa.array(["p1", "p2", None, "p1", "p3"])
+REPLACING = {"constant", "hash", "email", "fake", "mask", "zip3", "null"}
+"""Rules after which no target value may equal a source value."""
+CASES = [
+    ("null", True, TEXT), ("constant", "REDACTED", TEXT),
+    ("hash", {"format": "hex", "length": None}, TEXT),
+    ("hash", {"format": "hex", "length": 12}, TEXT),
+    ("hash", {"format": "integer", "length": None}, TEXT),
+    ("mask", {"keep_first": 1, "keep_last": 2, "char": "#"}, TEXT),
+    ("mask", {"keep_first": 0, "keep_last": 0, "char": "*"}, TEXT),
+    ("email", {"keep_domain": False}, TEXT), ("email", {"keep_domain": True}, TEXT),
+    ("redact", {"pattern": "[0-9]", "replace": "#"}, TEXT),
+    ("fake", {"provider": "name", "locale": None, "pool": 50}, TEXT),
+    ("fake", {"provider": "city", "locale": "de_DE", "pool": 50}, TEXT),
+    ("zip3", True, TEXT),
+    ("null", True, NUMBERS), ("constant", 777, NUMBERS),
+    ("hash", {"format": "integer", "length": None}, NUMBERS),
+    ("mask", {"keep_first": 0, "keep_last": 1, "char": "*"}, NUMBERS),
+    ("zip3", True, NUMBERS), ("round", -2, NUMBERS), ("bucket", [0, 100.5], NUMBERS),
+    ("noise", {"pct": 10}, NUMBERS), ("age", {"into": None, "at": "run_date", "cap": 90}, NUMBERS),
+    ("truncate_date", {"to": "year", "max_age": None}, EDGE_DATES),
+    ("truncate_date", {"to": "month", "max_age": None}, EDGE_DATES),
+    ("truncate_date", {"to": "year", "max_age": 89}, EDGE_DATES),
+    ("shift_date", {"max_days": 30, "by": "id"}, EDGE_DATES),
+    ("age", {"into": None, "at": "run_date", "cap": 90}, EDGE_DATES),
+    ("hash", {"format": "hex", "length": None}, EDGE_DATES),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rule", "options", "source"), CASES)
+def test_every_rule_on_edge_values(rule: str, options: Any, source: pa.Array) -> None:
+    """NULL, '', '   ', unicode, the longest values, case variants, extreme numbers and dates:
+    the output has the planned type, fits the planned length, keeps NULL NULL (but constant)
+    and, for the rules that replace values, shares no value with the source."""
+    if rule == "fake":
+        pytest.importorskip("faker")
+    register_key(KEY.decode())
+    from runner.sanitize import key_id
+
+    ids = IDS if len(source) == len(IDS) else pa.array([f"p{i}" for i in range(len(source))])
+    batch = pa.RecordBatch.from_arrays([source, ids], names=["c", "id"])
+    length = MAX if pa.types.is_string(source.type) else None
+    typ, fits_in = RULES[rule].output(source.type, length, options)
+    plan = {
+        "key_id": key_id(KEY),
+        "read": [["c", str(source.type)], ["id", "string"]],
+        "output": [["c", str(typ)]],
+        "steps": [{"column": "c", "into": "c", "rule": rule, "options": options,
+                   "type": str(typ)}],
+    }  # fmt: skip
+    out = Sanitizer(plan, run_date=RUN_DATE)(batch).column("c")
+    assert out.type.equals(typ)
+    if fits_in is not None:
+        assert max(lengths(out), default=0) <= fits_in
+    if pa.types.is_date(typ):  # every date still a date a database can store
+        values = [v for v in out.to_pylist() if v is not None]
+        assert all(dt.date(1, 1, 1) <= v <= dt.date(9999, 12, 31) for v in values)
+    if rule in ("age", "truncate_date", "shift_date"):
+        # NULL stays NULL; these also write NULL for a negative age, a birth year past max_age
+        # and a row without an entity
+        assert all(out[i].as_py() is None for i, v in enumerate(source) if not v.is_valid)
+    elif rule not in ("constant", "zip3", "null"):
+        nulls_stay(source, out)
+    if rule in REPLACING:
+        before = {str(v) for v in source.to_pylist() if v is not None}
+        after = {str(v) for v in out.to_pylist() if v not in (None, "")}
+        if rule == "mask":  # a masked value may only equal a source value made of mask chars
+            before = {v for v in before if v.strip("*#")}
+        assert not before & after, sorted(before & after)
+
+
+def test_shifted_dates_stay_within_what_databases_store() -> None:
+    people = pa.array([f"p{i}" for i in range(40)])
+    ends = pa.array([dt.date(1, 1, 1)] * 20 + [dt.date(9999, 12, 31)] * 20)
+    out = r.shift_date(ends, people, KEY, 30).to_pylist()  # to_pylist fails outside 1..9999
+    assert min(out) == dt.date(1, 1, 1) and max(out) == dt.date(9999, 12, 31)
+    assert dt.date(1, 1, 1) < max(out[:20]) and min(out[20:]) < dt.date(9999, 12, 31)
+    stamps = pa.array([dt.datetime(9999, 12, 31, 12)] * 40, pa.timestamp("us"))
+    assert max(r.shift_date(stamps, people, KEY, 30).to_pylist()) == dt.datetime(
+        9999, 12, 31, 23, 59, 59, 999999
+    )
+
+
+def test_noise_never_overflows_the_type() -> None:
+    extremes = pa.array([2**63 - 1, -(2**63), None], pa.int64())
+    out = r.noise(extremes, 50).to_pylist()
+    assert out[0] > 2**62 and out[1] < -(2**62) and out[2] is None
+    assert r.noise(pa.array([255], pa.uint8()), 50).to_pylist()[0] <= 255
+    money = r.noise(pa.array([Decimal("999.99")] * 50, pa.decimal128(5, 2)), 50)
+    assert max(money.to_pylist()) <= Decimal("999.99")
+
+
+@pytest.mark.parametrize("column", [pa.array([None, None], pa.string()), pa.array([], pa.string())])
+def test_keyed_rules_on_empty_and_all_null_batches(column: pa.Array) -> None:
+    pool = pa.array(["a", "b"])
+    for out in (r.hash_hex(column, KEY, 10), r.hash_int(column, KEY), r.fake(column, KEY, pool),
+                r.email(column, KEY), r.mask(column, keep_last=2)):  # fmt: skip
+        assert len(out) == len(column) and out.null_count == len(column)

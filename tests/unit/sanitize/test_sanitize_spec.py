@@ -180,3 +180,27 @@ def test_fake_checks_provider_and_locale() -> None:
     assert "unknown Faker locale 'xx_YY'" in found[0]
     found = errors("tables:\n  - name: t\n    sanitize:\n      n: {fake: seed_instance}\n")
     assert "unknown Faker provider 'seed_instance'" in found[0]
+
+
+def test_every_rule_and_option_is_documented_in_the_json_schema() -> None:
+    from runner.spec.models import RULE_NAMES
+    from runner.spec.schema import json_schema
+
+    defs = json_schema()["$defs"]
+    rule = defs["SanitizeRule"]
+    mapping = next(form for form in rule["anyOf"] if form.get("type") == "object")
+    assert set(mapping["properties"]) == set(RULE_NAMES)
+    assert all(p.get("description") for p in mapping["properties"].values())
+    bare = next(form for form in rule["anyOf"] if form.get("enum"))
+    assert {"drop", "null", "hash", "mask", "zip3"} <= set(bare["enum"])
+    models = ("HashOptions", "MaskOptions", "EmailOptions", "RedactOptions", "FakeOptions",
+              "TruncateDateOptions", "ShiftDateOptions", "AgeOptions", "NoiseOptions")  # fmt: skip
+    for name in models:
+        model = defs[name]
+        fields = model.get("properties") or next(
+            f["properties"] for f in model["anyOf"] if "properties" in f
+        )
+        assert all(f.get("description") for f in fields.values()), name
+    spec = defs["SanitizeSpec"]["properties"]
+    assert set(spec) == {"key", "profile", "allow", "rules"}
+    assert all(p.get("description") for p in spec.values())
