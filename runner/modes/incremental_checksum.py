@@ -83,7 +83,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
     columns = hashed_columns(_compared(ctx), flavor)
     json_src, json_tgt = json_normalize(ctx.columns)
     signature = hashlib.sha256(
-        json.dumps([flavor, columns, ctx.key, spec.where]).encode()
+        json.dumps([1, flavor, columns, ctx.key, spec.where]).encode()  # 1: the hash scheme
     ).hexdigest()[:32]
     stored = 0
     if ctx.state is not None and hasattr(ctx.state, "get_chunk_checksums"):
@@ -189,6 +189,14 @@ def _sides(p: dict[str, Any], ctx: RunContext) -> tuple[HashSide, HashSide]:
     return src, tgt
 
 
+def _crash_point(name: str) -> None:
+    """Test-only fault hook (ETLRUN_TEST_CRASH_AFTER=<task id>:applied): die after the target
+    commits and before the chunk checksums reach the state store."""
+    from runner.execute.run import _crash_point as crash
+
+    crash(name)
+
+
 def _store(ctx: RunContext) -> Any:
     from runner.state.store import StateStore
 
@@ -255,6 +263,7 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
             else:
                 new_chunks.append((lo, hi, *s))
     # after every target commit: the target now holds what the source held when hashed
+    _crash_point(f"{task.id}:applied")
     store.set_chunk_checksums(p["job"], p["target"], p["signature"], new_chunks, ctx.run_id)
     changed = sum(totals.values())
     logger.info(

@@ -76,7 +76,7 @@ def row_hash(
         text = _native_text(cols, dialect, normalize)
         return f"CAST(hash({text}) >> 1 AS BIGINT)", "etlrun_h", "0"
     return (
-        _md5(row_text(cols, dialect), dialect),
+        _md5(row_text(cols, dialect, floats=flavor != "portable"), dialect),
         _word("etlrun_h", 1, dialect),
         _word("etlrun_h", 9, dialect),
     )
