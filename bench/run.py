@@ -12,6 +12,8 @@ Results also go to bench/.work/results.json. A benchmark, not a test: it asserts
 W1 PostgreSQL -> PostgreSQL   baseline: psql COPY TO STDOUT (FORMAT binary) | psql COPY FROM STDIN
 W2 MariaDB -> SQLite          baseline: bench/baseline_w2.py (streaming cursor + executemany)
 W3 PostgreSQL -> Parquet      baseline: bench/baseline_w3.py (ADBC record batches + ParquetWriter)
+C1-C4 changes, PostgreSQL -> PostgreSQL: incremental checksum / cursor and `etlrun check` against
+      the native full copy and the native delta (bench/_changes.py)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _changes  # noqa: E402
 from _data import (  # noqa: E402
     MY_DB,
     PG,
@@ -133,6 +136,8 @@ def baseline_python() -> tuple[Path, str]:
 def workload_tools(workload: str, rows: int, args: argparse.Namespace) -> list[Tool]:
     """The baseline first, then etlrun, then the peers."""
     chunk = args.chunk_rows or CHUNK_ROWS.get(workload, 250_000)
+    if workload.startswith("C"):
+        return _changes.tools(workload, rows, WORK, ETLRUN)
     if workload == "W1":
         copy_out = f'{PSQL} -d {PG_SRC} -c "COPY events TO STDOUT (FORMAT binary)"'
         copy_in = f'{PSQL} -d {PG_DST} -c "COPY events_copy FROM STDIN (FORMAT binary)"'
@@ -192,10 +197,12 @@ def run_workload(workload: str, rows: int, repeat: int, args, only=None) -> list
 def generate(rows: int, workloads: list[str], keep: bool) -> None:
     start = time.perf_counter()
     made = []
-    if {"W1", "W3"} & set(workloads):
+    if {"W1", "W3", "C1", "C2", "C3", "C4"} & set(workloads):
         made += ["PostgreSQL"] if pg_generate(rows, keep) else []
     if "W2" in workloads:
         made += ["MariaDB"] if my_generate(rows, keep) else []
+    if any(w.startswith("C") for w in workloads):
+        _changes.prepare(rows, WORK, ETLRUN)  # events_mut and the targets' first load
     took = time.perf_counter() - start
     print(f"events, {rows:,} rows: " + (f"generated in {', '.join(made)} in {took:.1f} s"
           if made else "kept from an earlier run (--keep)"))  # fmt: skip
@@ -239,7 +246,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workloads", default="W1,W2,W3", help="comma-separated")
+    parser.add_argument("--workloads", default="W1,W2,W3,C1,C2,C3,C4", help="comma-separated")
     parser.add_argument("--keep", action="store_true", help="keep generated data between runs")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument(

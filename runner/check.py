@@ -130,10 +130,10 @@ def compare_table(
             report.differences.append(Difference(None, None, s[0], t[0]))
         report.equal = not report.differences
         return report
-    json_src, json_tgt = json_normalize(table.columns)
+    as_jsonb = json_normalize(table.columns)
     differ = Differ(
-        HashSide(source, table.source, columns, key, key_type, flavor, where, json_src),
-        HashSide(target, table.target, columns, key, key_type, flavor, None, json_tgt),
+        HashSide(source, table.source, columns, key, key_type, flavor, where, as_jsonb),
+        HashSide(target, table.target, columns, key, key_type, flavor, None, as_jsonb),
         pool,
         leaf=threshold,
     )

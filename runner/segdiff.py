@@ -55,7 +55,7 @@ class HashSide:
     flavor: str
     where: exp.Expression | None = None
     normalize: frozenset[str] = frozenset()
-    """json columns hashed in jsonb's normal form (the other side has jsonb)."""
+    """json columns hashed as jsonb (json on one side, jsonb on the other)."""
 
     def __post_init__(self) -> None:
         self.catalog = Catalog(self.connector)
@@ -104,16 +104,16 @@ class HashSide:
         return [b for b in inner if b != lo and b != hi]
 
 
-def json_normalize(columns: Sequence[Any]) -> tuple[frozenset[str], frozenset[str]]:
-    """(source, target) json columns to hash as jsonb: where one side is json, the other jsonb.
+def json_normalize(columns: Sequence[Any]) -> frozenset[str]:
+    """json columns both sides hash as jsonb: those that are json on one side and jsonb on the
+    other (jsonb keeps no text: json's text must be normalized to compare).
 
     ``columns`` are ColumnPlans (source_type, target_type as the plan shows them)."""
-    src, tgt = set(), set()
-    for c in columns:
-        a, b = c.source_type.upper(), c.target_type.upper()
-        if {a, b} == {"JSON", "JSONB"}:
-            (src if a == "JSON" else tgt).add(c.name)
-    return frozenset(src), frozenset(tgt)
+    return frozenset(
+        c.name
+        for c in columns
+        if {c.source_type.upper(), c.target_type.upper()} == {"JSON", "JSONB"}
+    )
 
 
 @dataclass

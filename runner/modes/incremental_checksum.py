@@ -81,7 +81,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
         raise ctx.issue("strategy: checksum needs a key that is not binary and not sanitized")
     flavor = flavor_for(ctx.source_dialect, ctx.target_dialect)
     columns = hashed_columns(_compared(ctx), flavor)
-    json_src, json_tgt = json_normalize(ctx.columns)
+    as_jsonb = json_normalize(ctx.columns)
     signature = hashlib.sha256(
         json.dumps([1, flavor, columns, ctx.key, spec.where]).encode()  # 1: the hash scheme
     ).hexdigest()[:32]
@@ -98,8 +98,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
         "key_type": key_type,
         "columns": columns,
         "flavor": flavor,
-        "json_source": sorted(json_src),
-        "json_target": sorted(json_tgt),
+        "as_jsonb": sorted(as_jsonb),
         "signature": signature,
         "chunk_rows": spec.chunk_rows or 100_000,
         "where": spec.where,
@@ -183,9 +182,9 @@ def run(task: Task, ctx: RunContext) -> TaskResult:
 def _sides(p: dict[str, Any], ctx: RunContext) -> tuple[HashSide, HashSide]:
     columns = [(n, t) for n, t in p["columns"]]
     src = HashSide(ctx.source, p["source"], columns, p["key"], p["key_type"], p["flavor"],
-                   report_where(p, ctx), frozenset(p["json_source"]))  # fmt: skip
+                   report_where(p, ctx), frozenset(p["as_jsonb"]))  # fmt: skip
     tgt = HashSide(ctx.target, p["target"], columns, p["key"], p["key_type"], p["flavor"],
-                   None, frozenset(p["json_target"]))  # fmt: skip
+                   None, frozenset(p["as_jsonb"]))  # fmt: skip
     return src, tgt
 
 

@@ -6,8 +6,9 @@ Two flavors of row hash:
   equal values; used whenever the two sides are different databases. Floating-point columns are
   left out (their text is not portable).
 - ``native``: the same database on both sides (PostgreSQL -> PostgreSQL, DuckDB -> DuckDB) uses
-  the database's own fast 64-bit text hash (``hashtextextended``, ``hash``) over a cheaper row
-  text, floats included. On PostgreSQL 1M ``events`` rows hash in about half the time of md5.
+  the database's own fast 64-bit hash, floats included: PostgreSQL ``hash_record_extended`` of
+  the row's values (by type, no text; int4/int8 and numeric scales hash alike), DuckDB ``hash``
+  of the row text. On PostgreSQL 1M ``events`` rows hash in a fifth of the time of md5 text.
 - ``portable-<dialect>``: the same database on both sides without a fast hash (SQLite,
   MariaDB): the portable md5, with float columns included in the database's own text.
 
@@ -48,9 +49,8 @@ def hashed_columns(columns: Sequence[tuple[str, str]], flavor: str) -> list[tupl
 def _native_text(
     columns: Sequence[tuple[str, str]], dialect: str, normalize: Collection[str] = ()
 ) -> str:
-    """The row as the database's own text of each column: both sides have the same column
-    types (etlrun creates them so), so no normalization is needed, except ``normalize``: json
-    columns whose other side is jsonb (jsonb's text is json's in normal form)."""
+    """DuckDB: the row as the database's own text of each column (both sides have the same
+    column types: etlrun creates them so), times in the portable text."""
     parts = []
     for name, arrow_type in columns:
         c = quote_ident(name, dialect)
@@ -64,6 +64,21 @@ def _native_text(
     return " || '|' || ".join(parts) if parts else "''"
 
 
+def _pg_values(columns: Sequence[tuple[str, str]], normalize: Collection[str]) -> str:
+    """The columns as PostgreSQL hashes them by value (no text at all: twice as fast), except
+    text-like ones (json has no hash; xml, enums and the like read as text) hashed as text."""
+    values = []
+    for name, arrow_type in columns:
+        c = quote_ident(name, "postgres")
+        if name in normalize:
+            values.append(f"CAST({c} AS JSONB)")  # json on one side, jsonb on the other
+        elif arrow_type.startswith(("string", "large_string", "extension<arrow.json>")):
+            values.append(f"CAST({c} AS TEXT)")
+        else:
+            values.append(c)
+    return ", ".join(values) if values else "0"
+
+
 def row_hash(
     columns: Sequence[tuple[str, str]], dialect: str, flavor: str, normalize: Collection[str] = ()
 ) -> tuple[str, str, str]:
@@ -71,7 +86,7 @@ def row_hash(
     integer parts an outer query reads from ``etlrun_h``)."""
     cols = hashed_columns(columns, flavor)
     if flavor == "native-postgres":
-        return f"hashtextextended({_native_text(cols, dialect, normalize)}, 0)", "etlrun_h", "0"
+        return f"hash_record_extended(ROW({_pg_values(cols, normalize)}), 0)", "etlrun_h", "0"
     if flavor == "native-duckdb":
         text = _native_text(cols, dialect, normalize)
         return f"CAST(hash({text}) >> 1 AS BIGINT)", "etlrun_h", "0"
