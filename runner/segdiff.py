@@ -145,6 +145,8 @@ class Differ:
     scans: int = 0
     """Checksum queries run (both sides), for reports and the benchmark."""
     on_leaf: Callable[[Leaf], None] | None = None
+    scattered: bool = False
+    """The last top segment's changes were scattered over it (see diff)."""
 
     def both(self, lo: Any, hi: Any, bounds: Sequence[Any]) -> tuple[list[Sums], list[Sums]]:
         a = self.pool.submit(self.source.buckets, lo, hi, bounds)
@@ -180,13 +182,21 @@ class Differ:
             self.on_leaf(leaf)
         return leaf
 
-    def diff(self, lo: Any, hi: Any, s: Sums, t: Sums) -> list[Leaf]:
-        """Every leaf of ``(lo, hi]`` that differs, given the range's checksums on both sides."""
+    def diff(self, lo: Any, hi: Any, s: Sums, t: Sums, top: bool = True) -> list[Leaf]:
+        """Every leaf of ``(lo, hi]`` that differs, given the range's checksums on both sides.
+
+        ``top``: a caller's whole segment (not a sub-range). When the last top segment turned
+        out scattered, the next one goes straight to the row diff: changes spread over every
+        chunk would otherwise cost a sub-range scan per chunk that narrows nothing."""
         if s == t:
             return []
         rows = max(s[0], t[0])
         if rows <= self.leaf:
             return [self.row_diff(lo, hi, s, t)]
+        if top and self.scattered:
+            leaf = self.row_diff(lo, hi, s, t)
+            self.scattered = leaf.changed >= self.split  # few changes: bisect the next one
+            return [leaf]
         side = self.source if s[0] >= t[0] else self.target
         inner = side.split(lo, hi, rows, self.split)
         if not inner:
@@ -197,8 +207,11 @@ class Differ:
         differing = [i for i in range(len(subs)) if ss[i] != tt[i]]
         spread = sum(max(ss[i][0], tt[i][0]) for i in differing)
         if len(differing) > 1 and spread > DENSE * rows:
+            self.scattered = self.scattered or top
             return [self.row_diff(lo, hi, s, t)]  # scattered: one row diff beats more levels
+        if top:
+            self.scattered = False
         leaves: list[Leaf] = []
         for i in differing:
-            leaves += self.diff(*subs[i], ss[i], tt[i])
+            leaves += self.diff(*subs[i], ss[i], tt[i], top=False)
         return leaves

@@ -242,3 +242,39 @@ def test_plan_says_what_a_run_compares(pg_url: str, tmp_path: Path, clean_env: P
         conn.execute("DELETE FROM ev WHERE id <= 200")
     result = case.run()
     assert "0 inserted, 0 updated, 100 deleted" in result.stderr, result.stderr
+
+
+def test_seed_scenario_with_checksums(mariadb_url: str, tmp_path: Path, clean_env: Path) -> None:
+    """The seed: MariaDB -> SQLite nightly by per-table checksum (no timestamps needed), a
+    monthly bulk import that keeps the old database file, and `etlrun check` equal after each."""
+    with closing(servers.mariadb_connect(mariadb_url)) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE family (id int PRIMARY KEY, name varchar(20), born date, "
+            "weight decimal(5,1))"
+        )
+        cursor.execute(
+            "INSERT INTO family SELECT seq, concat('p', seq), '2001-02-03' + INTERVAL seq DAY, "
+            "seq % 90 + 0.5 FROM seq_1_to_5000"
+        )
+    target = tmp_path / "wtp_collab.db"
+    nightly, monthly = tmp_path / "nightly.yaml", tmp_path / "monthly.yaml"
+    head = f"source: {mariadb_url}\ntarget: sqlite:///{target}\n"
+    nightly.write_text(
+        "job: nightly\n" + head + "defaults: {mode: incremental, strategy: checksum, "
+        "chunk_rows: 1000}\ntables: [family]\n"
+    )
+    monthly.write_text("job: monthly\n" + head + "defaults: {mode: bulk}\ntables: [family]\n")
+    ok(run_cli("run", nightly, cwd=tmp_path))
+    with closing(servers.mariadb_connect(mariadb_url)) as conn, conn.cursor() as cursor:
+        cursor.execute("UPDATE family SET weight = 1.5 WHERE id IN (7, 4000)")
+        cursor.execute("DELETE FROM family WHERE id = 2500")
+    night = run_cli("run", nightly, cwd=tmp_path)
+    ok(night)
+    assert "0 inserted, 2 updated, 1 deleted" in night.stderr, night.stderr
+    assert run_cli("check", nightly, cwd=tmp_path).returncode == 0
+    ok(run_cli("run", monthly, cwd=tmp_path))
+    assert len(list(tmp_path.glob("wtp_collab.prev-*.db"))) == 1
+    final = run_cli("check", monthly, cwd=tmp_path)
+    assert final.returncode == 0, final.stdout
+    with closing(sqlite3.connect(target)) as db:
+        assert db.execute("SELECT weight FROM family WHERE id = 7").fetchone()[0] == 1.5
