@@ -36,6 +36,8 @@ EMPTY: Sums = (0, 0, 0)
 SPLIT = 16
 LEAF = 2000
 DENSE = 0.5
+SMALL_READ = 20_000
+"""Row hashes of at most this many rows are fetched on the open connection (no Arrow reader)."""
 """Stop bisecting when more than this share of a range's rows is in differing sub-ranges."""
 
 
@@ -80,8 +82,10 @@ class HashSide:
         found = {int(r[0]): (_int(r[1]), _int(r[2]), _int(r[3])) for r in self.connector.rows(sql)}
         return [found.get(i, EMPTY) for i in range(len(bounds) + 1)]
 
-    def row_hashes(self, lo: Any, hi: Any) -> pa.Table:
-        """``etlrun_k, etlrun_h1, etlrun_h2`` of every row in ``(lo, hi]``, as Arrow (fast)."""
+    def row_hashes(self, lo: Any, hi: Any, rows: int = 0) -> pa.Table:
+        """``etlrun_k, etlrun_h1, etlrun_h2`` of every row in ``(lo, hi]``, as Arrow. About
+        ``rows`` rows: few are fetched on the connection at hand, many by the fast Arrow reader
+        (which opens its own connection)."""
         sql = row_hashes_sql(
             self.table, self.columns, self.connector.dialect, self.flavor, self.key,
             self.key_type, lo, hi, self.where, self.normalize,
@@ -90,6 +94,13 @@ class HashSide:
         schema = pa.schema(
             [("etlrun_k", key), ("etlrun_h1", pa.int64()), ("etlrun_h2", pa.int64())]
         )
+        if rows <= SMALL_READ:
+            found = self.connector.rows(sql)
+            columns = list(zip(*found, strict=True)) if found else [[], [], []]
+            return pa.table(
+                [pa.array([plain(k) for k in columns[0]], key), pa.array(columns[1], pa.int64()),
+                 pa.array(columns[2], pa.int64())], schema=schema,
+            )  # fmt: skip
         return pa.Table.from_batches(list(self.connector.read(sql, schema, 1 << 20)), schema)
 
     def split(self, lo: Any, hi: Any, rows: int, parts: int) -> list[Any]:
@@ -155,8 +166,9 @@ class Differ:
         return a.result(), b.result()
 
     def row_diff(self, lo: Any, hi: Any, s: Sums, t: Sums) -> Leaf:
-        a = self.pool.submit(self.source.row_hashes, lo, hi)
-        b = self.pool.submit(self.target.row_hashes, lo, hi)
+        rows = max(s[0], t[0])  # a stored checksum may say -1: unknown
+        a = self.pool.submit(self.source.row_hashes, lo, hi, rows)
+        b = self.pool.submit(self.target.row_hashes, lo, hi, rows)
         joined = a.result().join(
             b.result(), keys="etlrun_k", join_type="full outer", left_suffix="_s",
             right_suffix="_t",
