@@ -56,6 +56,9 @@ APPLY_KEYS = 50_000
 SPAN_CHUNKS = 10
 """Scattered changes: at most this many adjacent chunks compared by one row diff (memory)."""
 KEYS_PER_STATEMENT = 5000
+RUN_KEYS = 100
+"""Consecutive integer keys written as one BETWEEN from this many on: a long OR of short
+BETWEENs makes PostgreSQL test every one of them on every row."""
 UNKNOWN: Sums = (-1, 0, 0)
 """A stored checksum no source has: the chunk is compared with the target next run."""
 """Keys listed in one ``IN (...)``: statements stay small enough for every database."""
@@ -345,7 +348,8 @@ def _total(sums: list[Sums]) -> Sums:
 
 
 def key_condition(keys: list[Any], key: str, key_type: str | None) -> exp.Expression:
-    """``key`` in ``keys``: runs of consecutive integers as BETWEEN, the rest in IN lists."""
+    """``key`` in ``keys``: long runs of consecutive integers as BETWEEN, the rest in IN lists
+    (which every database looks up by index, or by hash on a scan)."""
     column = exp.column(key, quoted=True)
     parts: list[exp.Expression] = []
     singles: list[Any] = []
@@ -355,7 +359,7 @@ def key_condition(keys: list[Any], key: str, key_type: str | None) -> exp.Expres
         for i in range(1, len(ordered) + 1):
             if i == len(ordered) or ordered[i] != ordered[i - 1] + 1:
                 run = ordered[start:i]
-                if len(run) >= 3:
+                if len(run) >= RUN_KEYS:
                     parts.append(exp.Between(this=column.copy(), low=literal(run[0]),
                                              high=literal(run[-1])))  # fmt: skip
                 else:

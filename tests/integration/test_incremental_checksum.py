@@ -32,6 +32,8 @@ DDL = {
     "score DOUBLE, at DATETIME(6) NOT NULL)",
     "sqlite": "CREATE TABLE ev (id INTEGER PRIMARY KEY, name TEXT, amount DECIMAL(10,2), "
     "score REAL, at TIMESTAMP NOT NULL)",
+    "duckdb": "CREATE TABLE ev (id BIGINT PRIMARY KEY, name VARCHAR, amount DECIMAL(10,2), "
+    "score DOUBLE, \"at\" TIMESTAMP NOT NULL)",
 }
 FILL = {  # ids 2, 4, ... 2N: odd ids are free below the largest key
     "postgres": "INSERT INTO ev SELECT i * 2, 'n' || i, (i % 1000) / 4.0, i / 3.0, "
@@ -41,6 +43,8 @@ FILL = {  # ids 2, 4, ... 2N: odd ids are free below the largest key
     "sqlite": "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < {n}) "
     "INSERT INTO ev SELECT i * 2, 'n' || i, (i % 1000) / 4.0, i / 3.0, "
     "'2024-01-01 00:00:00' FROM g",
+    "duckdb": "INSERT INTO ev SELECT i * 2, 'n' || i, (i % 1000) / 4.0, i / 3.0, "
+    "TIMESTAMP '2024-01-01 00:00:00' FROM range(1, {n} + 1) t(i)",
 }
 
 
@@ -82,6 +86,7 @@ def _case(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Case:
     source_kind, target_kind = kind.split("-")
     urls = {
         "sqlite": f"sqlite:///{tmp_path / 'src.db'}",
+        "duckdb": f"duckdb:///{tmp_path / 'src.duckdb'}",
         "postgres": lambda: request.getfixturevalue("pg_url"),
         "mariadb": lambda: request.getfixturevalue("mariadb_url"),
     }
@@ -92,7 +97,9 @@ def _case(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Case:
     }.get(target_kind) or source  # a server target: the same database, table ev_out
     rows = BIG if kind in ("postgres-postgres", "mariadb-sqlite") else SMALL
     case = Case(source, target, rows, tmp_path)
-    dialect = {"sqlite": "sqlite", "postgres": "postgres", "mariadb": "mysql"}[source_kind]
+    dialect = {"sqlite": "sqlite", "postgres": "postgres", "mariadb": "mysql", "duckdb": "duckdb"}[
+        source_kind
+    ]
     case.source_sql(DDL[dialect], FILL[dialect].format(n=rows))
     return case
 
@@ -116,7 +123,14 @@ def _q(case: Case) -> str:
 
 @pytest.mark.parametrize(
     "kind",
-    ["postgres-postgres", "mariadb-sqlite", "sqlite-sqlite", "sqlite-duckdb", "postgres-mariadb"],
+    [
+        "postgres-postgres",
+        "mariadb-sqlite",
+        "sqlite-sqlite",
+        "sqlite-duckdb",
+        "duckdb-duckdb",
+        "postgres-mariadb",
+    ],  # fmt: skip
 )
 def test_three_changes_exactly(
     kind: str, tmp_path: Path, clean_env: Path, request: pytest.FixtureRequest
