@@ -11,7 +11,7 @@ C3 strategy: cursor, 1% updated anywhere (updated_at moved)     vs the native de
 C4 etlrun check on equal tables                                  vs the native full copy
 
 C1, C2 and C4 also run etlrun's own full copy of the table, for the "x full copy" ratios.
-Targets: events_full (native copy), events_copy (etlrun copy), events_ck (checksum),
+Targets: events_full (native copy), events_copy (etlrun copy), events_sum (checksum),
 events_cur (cursor) and events_nat (native delta) in the destination database.
 """
 
@@ -54,8 +54,8 @@ def prepare(rows: int, work: Path, etlrun: Path) -> None:
     _exec(PG_SRC, "DROP TABLE IF EXISTS events_mut",
           "CREATE TABLE events_mut AS SELECT * FROM events",
           "ALTER TABLE events_mut ADD PRIMARY KEY (id)", "VACUUM (ANALYZE) events_mut")  # fmt: skip
-    _exec(PG_DST, *(f"DROP TABLE IF EXISTS {t}" for t in ("events_ck", "events_cur", "events_nat")),
-          pg_ddl("events_nat"))  # fmt: skip
+    targets = ("events_sum", "events_cur", "events_nat")
+    _exec(PG_DST, *(f"DROP TABLE IF EXISTS {t}" for t in targets), pg_ddl("events_nat"))
     subprocess.run(
         f"{PSQL} -d {PG_SRC} -c 'COPY events_mut TO STDOUT (FORMAT binary)' | "
         f"{PSQL} -d {PG_DST} -c 'COPY events_nat FROM STDIN (FORMAT binary)'",
@@ -74,7 +74,7 @@ def spec(work: Path, name: str) -> Path:
         "cur": ", mode: incremental, cursor: updated_at",
         "copy": "",
     }[name]
-    target = {"ck": "events_ck", "cur": "events_cur", "copy": "events_copy"}[name]
+    target = {"ck": "events_sum", "cur": "events_cur", "copy": "events_copy"}[name]
     path = work / f"changes-{name}.yaml"
     path.write_text(SPEC.format(name=name, PG=PG, PG_SRC=PG_SRC, PG_DST=PG_DST, extra=extra,
                                 target=target))  # fmt: skip
@@ -109,7 +109,7 @@ def change(kind: str, rows: int, work: Path) -> Callable[[], None]:
 
 
 def catch_up(work: Path, etlrun: Path) -> None:
-    """Untimed: bring events_ck up to date (C3 changed events_mut since) so check finds it equal."""
+    """Untimed: bring events_sum up to date (C3 changed events_mut) so check finds it equal."""
     import subprocess
 
     state = f"sqlite:///{work / 'changes-state.db'}"
@@ -140,7 +140,7 @@ def tools(workload: str, rows: int, work: Path, etlrun: Path) -> list[Tool]:
             native_copy("events_full"),
             copy,
             Tool("etlrun", [etlrun, "run", spec(work, "ck"), *state], change(kind, rows, work),
-                 lambda: pg_count(PG_DST, "events_ck"),
+                 lambda: pg_count(PG_DST, "events_sum"),
                  detail=f"strategy: checksum, 1% {kind}"),
         ]  # fmt: skip
     if workload == "C3":
@@ -166,5 +166,5 @@ def tools(workload: str, rows: int, work: Path, etlrun: Path) -> list[Tool]:
         native_copy("events_full"),
         copy,
         Tool("etlrun", [etlrun, "check", spec(work, "ck")], lambda: catch_up(work, etlrun),
-             lambda: pg_count(PG_DST, "events_ck"), detail="etlrun check, equal tables"),
+             lambda: pg_count(PG_DST, "events_sum"), detail="etlrun check, equal tables"),
     ]  # fmt: skip

@@ -33,7 +33,7 @@ DDL = {
     "sqlite": "CREATE TABLE ev (id INTEGER PRIMARY KEY, name TEXT, amount DECIMAL(10,2), "
     "score REAL, at TIMESTAMP NOT NULL)",
     "duckdb": "CREATE TABLE ev (id BIGINT PRIMARY KEY, name VARCHAR, amount DECIMAL(10,2), "
-    "score DOUBLE, \"at\" TIMESTAMP NOT NULL)",
+    'score DOUBLE, "at" TIMESTAMP NOT NULL)',
 }
 FILL = {  # ids 2, 4, ... 2N: odd ids are free below the largest key
     "postgres": "INSERT INTO ev SELECT i * 2, 'n' || i, (i % 1000) / 4.0, i / 3.0, "
