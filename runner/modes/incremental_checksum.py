@@ -57,8 +57,9 @@ SPAN_CHUNKS = 10
 """Scattered changes: at most this many adjacent chunks compared by one row diff (memory)."""
 KEYS_PER_STATEMENT = 5000
 RUN_KEYS = 100
-"""Consecutive integer keys written as one BETWEEN from this many on: a long OR of short
-BETWEENs makes PostgreSQL test every one of them on every row."""
+"""Consecutive integer keys written as one BETWEEN from this many on."""
+MAX_RUNS = 16
+"""BETWEENs in one condition at most (see key_condition)."""
 UNKNOWN: Sums = (-1, 0, 0)
 """A stored checksum no source has: the chunk is compared with the target next run."""
 """Keys listed in one ``IN (...)``: statements stay small enough for every database."""
@@ -348,25 +349,27 @@ def _total(sums: list[Sums]) -> Sums:
 
 
 def key_condition(keys: list[Any], key: str, key_type: str | None) -> exp.Expression:
-    """``key`` in ``keys``: long runs of consecutive integers as BETWEEN, the rest in IN lists
-    (which every database looks up by index, or by hash on a scan)."""
+    """``key`` in ``keys``: the longest runs of consecutive integers (at most ``MAX_RUNS``,
+    each of ``RUN_KEYS`` keys or more) as BETWEEN, every other key in IN lists, which every
+    database looks up by index or by hash. Never a long OR: PostgreSQL JIT-compiles an OR of
+    thousands of terms for longer than any scan, without answering a cancel meanwhile."""
     column = exp.column(key, quoted=True)
-    parts: list[exp.Expression] = []
-    singles: list[Any] = []
+    singles: list[Any] = list(keys)
+    runs: list[list[int]] = []
     if key_type is not None and key_type.startswith(("int", "uint")):
         ordered = sorted(int(k) for k in keys)
         start = 0
         for i in range(1, len(ordered) + 1):
             if i == len(ordered) or ordered[i] != ordered[i - 1] + 1:
-                run = ordered[start:i]
-                if len(run) >= RUN_KEYS:
-                    parts.append(exp.Between(this=column.copy(), low=literal(run[0]),
-                                             high=literal(run[-1])))  # fmt: skip
-                else:
-                    singles += run
+                runs.append(ordered[start:i])
                 start = i
-    else:
-        singles = list(keys)
+        runs.sort(key=len, reverse=True)
+        long = [r for r in runs[:MAX_RUNS] if len(r) >= RUN_KEYS]
+        singles = [k for r in runs[len(long) :] for k in r]
+        runs = long
+    parts: list[exp.Expression] = [
+        exp.Between(this=column.copy(), low=literal(r[0]), high=literal(r[-1])) for r in runs
+    ]
     for i in range(0, len(singles), KEYS_PER_STATEMENT):
         listed = [literal(k) for k in singles[i : i + KEYS_PER_STATEMENT]]
         parts.append(exp.In(this=column.copy(), expressions=listed))
