@@ -13,6 +13,8 @@ W1 PostgreSQL -> PostgreSQL   baseline: psql COPY TO STDOUT (FORMAT binary) | ps
 W2 MariaDB -> SQLite          baseline: bench/baseline_w2.py (streaming cursor + executemany)
 W3 PostgreSQL -> Parquet      baseline: bench/baseline_w3.py (ADBC record batches + ParquetWriter)
 W1S W1 with sanitize rules    baseline: etlrun's own W1 without them (the cost of sanitizing)
+C1-C4 changes, PostgreSQL -> PostgreSQL: incremental checksum / cursor and `etlrun check` against
+      the native full copy and the native delta (bench/_changes.py)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _changes  # noqa: E402
 from _data import (  # noqa: E402
     MY_DB,
     PG,
@@ -195,6 +198,8 @@ def workload_tools(workload: str, rows: int, args: argparse.Namespace) -> list[T
         sanitized.detail = "hash + mask + fake"
         sanitized.env = {"SANITIZE_KEY": "bench-sanitize-key-0123456789abcdef"}
         return [plain, sanitized]
+    if workload.startswith("C"):
+        return _changes.tools(workload, rows, WORK, ETLRUN)
     if workload == "W1":
         copy_out = f'{PSQL} -d {PG_SRC} -c "COPY events TO STDOUT (FORMAT binary)"'
         copy_in = f'{PSQL} -d {PG_DST} -c "COPY events_copy FROM STDIN (FORMAT binary)"'
@@ -255,10 +260,12 @@ def run_workload(workload: str, rows: int, repeat: int, args, only=None) -> list
 def generate(rows: int, workloads: list[str], keep: bool) -> None:
     start = time.perf_counter()
     made = []
-    if {"W1", "W1S", "W3"} & set(workloads):
+    if {"W1", "W1S", "W3", "C1", "C2", "C3", "C4"} & set(workloads):
         made += ["PostgreSQL"] if pg_generate(rows, keep) else []
     if "W2" in workloads:
         made += ["MariaDB"] if my_generate(rows, keep) else []
+    if any(w.startswith("C") for w in workloads):
+        _changes.prepare(rows, WORK, ETLRUN)  # events_mut and the targets' first load
     took = time.perf_counter() - start
     print(f"events, {rows:,} rows: " + (f"generated in {', '.join(made)} in {took:.1f} s"
           if made else "kept from an earlier run (--keep)"))  # fmt: skip
@@ -302,7 +309,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workloads", default="W1,W1S,W2,W3", help="comma-separated")
+    parser.add_argument("--workloads", default="W1,W1S,W2,W3,C1,C2,C3,C4", help="comma-separated")
     parser.add_argument("--keep", action="store_true", help="keep generated data between runs")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument(

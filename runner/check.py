@@ -1,19 +1,20 @@
 """``etlrun check JOB.yaml``: are source and target equal, table by table, and where not?
 
-Each table is cut into key-range segments; each segment's checksum (count and an
-order-independent hash sum of normalized rows, see plan/checksum.py) is computed inside both
-databases at once. A segment that differs is split again into ``SPLIT`` segments, recursively,
-until it holds at most ``THRESHOLD`` rows on both sides or cannot be split: those key ranges are
-listed with their row counts. Nothing is read out of the databases but checksums and bounds.
+Each table is cut into a few coarse key-range segments whose checksums (count and an
+order-independent hash sum of the rows, plan/segments.py) are computed in one grouped scan per
+side, both sides at once. Equal tables cost exactly that. A segment that differs is bisected
+(segdiff.py) down to small key ranges whose rows' keys and hashes are compared: those ranges
+are listed with their row counts and how many rows differ. No row values leave the databases.
 
-Columns with a sanitize rule other than keep are compared by count only (their target values
-are sanitized on purpose), as are floating-point columns (no portable text).
+Between two databases of one kind (PostgreSQL -> PostgreSQL, DuckDB -> DuckDB) the database's
+own fast hash is used, floats included; otherwise the portable md5 text hash, which leaves
+floating-point columns out. Columns with a sanitize rule other than keep are compared by count
+only (their target values are sanitized on purpose).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,10 +26,10 @@ from runner.connectors.base import Connector
 from runner.plan.catalog import Catalog
 from runner.plan.checksum import checksum_sql, hashable, range_condition
 from runner.plan.plan import TablePlan
+from runner.plan.segments import flavor_for, hashed_columns
+from runner.segdiff import LEAF, Differ, HashSide, json_normalize
 from runner.spec.validators import parse_condition
 
-SPLIT = 8
-THRESHOLD = 1000
 PASS_THROUGH = (None, "keep", "allow")
 
 
@@ -38,6 +39,10 @@ class Difference:
     hi: Any
     source_rows: int
     target_rows: int
+    inserted: int | None = None
+    """Rows only the source has (None: not counted, e.g. a missing target)."""
+    updated: int | None = None
+    deleted: int | None = None
 
 
 @dataclass
@@ -89,7 +94,7 @@ def compare_table(
     target: Connector,
     pool: ThreadPoolExecutor,
     segments: int = 8,
-    threshold: int = THRESHOLD,
+    threshold: int = LEAF,
 ) -> TableCheck:
     report = TableCheck(table.source, table.target, table.key)
     sanitized = {
@@ -97,11 +102,10 @@ def compare_table(
         for e in ((table.options.get("sanitize") or {}).get("columns") or [])
         if e.get("rule") not in PASS_THROUGH
     }
-    columns = [(c.name, c.arrow_type) for c in table.columns if c.name not in sanitized]
-    report.count_only = sorted(
-        sanitized | {c.name for c in table.columns if not hashable(c.arrow_type)}
-    )
-    columns = [(n, t) for n, t in columns if hashable(t)]
+    flavor = flavor_for(source.dialect, target.dialect)
+    kept = [(c.name, c.arrow_type) for c in table.columns if c.name not in sanitized]
+    columns = hashed_columns(kept, flavor)
+    report.count_only = sorted(sanitized | ({n for n, _ in kept} - {n for n, _ in columns}))
     key_type = next((c.arrow_type for c in table.columns if c.name == table.key), None)
     key = table.key if key_type not in ("binary", "large_binary") else None
     where = None
@@ -115,61 +119,40 @@ def compare_table(
         report.source_rows = src.catalog.count(table.source, where)
         report.differences.append(Difference(None, None, report.source_rows, 0))
         return report
-    tgt = Side(target, table.target, None)
+    if key is None:  # no key to cut ranges by: one checksum of everything on each side
+        tgt = Side(target, table.target, None)
+        plain_columns = [(n, t) for n, t in kept if hashable(t)]
+        a = pool.submit(src.checksum, plain_columns, None, None, None, None)
+        b = pool.submit(tgt.checksum, plain_columns, None, None, None, None)
+        s, t = a.result(), b.result()
+        report.source_rows, report.target_rows, report.segments = s[0], t[0], 1
+        if s != t:
+            report.differences.append(Difference(None, None, s[0], t[0]))
+        report.equal = not report.differences
+        return report
+    as_jsonb = json_normalize(table.columns)
+    differ = Differ(
+        HashSide(source, table.source, columns, key, key_type, flavor, where, as_jsonb),
+        HashSide(target, table.target, columns, key, key_type, flavor, None, as_jsonb),
+        pool,
+        leaf=threshold,
+    )
+    # coarse segments first, computed on both sides at once (one grouped scan each); only
+    # the segments that differ are bisected further
     rows = src.catalog.count(table.source, where)
-    wanted = max(1, min(segments, math.ceil(rows / threshold))) if key else 1
-    bounds = (
-        src.catalog.key_bounds(
-            table.source, key, where, rows, math.ceil(rows / wanted) if rows else 1,
-            key_type is not None and key_type.startswith(("int", "uint")),
-            text=key_type == "string",
-        )
-        if key and wanted > 1
-        else []
-    )  # fmt: skip
+    bounds = differ.source.split(None, None, rows, segments) if rows > threshold else []
     edges = [None, *bounds, None]
     ranges = list(zip(edges[:-1], edges[1:], strict=True))
     report.segments = len(ranges)
-
-    def both(lo: Any, hi: Any) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-        a = pool.submit(src.checksum, columns, key, key_type, lo, hi)
-        b = pool.submit(tgt.checksum, columns, key, key_type, lo, hi)
-        return a.result(), b.result()
-
-    def bisect(lo: Any, hi: Any, s: tuple[int, int, int], t: tuple[int, int, int]) -> None:
-        if s == t:
-            return
-        if key is None or max(s[0], t[0]) <= threshold:
-            report.differences.append(Difference(lo, hi, s[0], t[0]))
-            return
-        side = src if s[0] >= t[0] else tgt
-        name = table.source if side is src else table.target
-        count = max(s[0], t[0])
-        inner = side.catalog.key_bounds(
-            name, key, side.condition(key, key_type, lo, hi), count, math.ceil(count / SPLIT),
-            key_type is not None and key_type.startswith(("int", "uint")),
-            text=key_type == "string",
-        )  # fmt: skip
-        inner = [b for b in inner if b != lo and b != hi]
-        if not inner:
-            report.differences.append(Difference(lo, hi, s[0], t[0]))
-            return
-        sub_edges = [lo, *inner, hi]
-        sub = list(zip(sub_edges[:-1], sub_edges[1:], strict=True))
-        sums = [both(a, b) for a, b in sub]
-        for (a, b), (ss, tt) in zip(sub, sums, strict=True):
-            bisect(a, b, ss, tt)
-
-    futures = [
-        (lo, hi, pool.submit(src.checksum, columns, key, key_type, lo, hi),
-         pool.submit(tgt.checksum, columns, key, key_type, lo, hi))
-        for lo, hi in ranges
-    ]  # fmt: skip
-    for lo, hi, a, b in futures:
-        s, t = a.result(), b.result()
+    ss, tt = differ.both(None, None, bounds)
+    for (lo, hi), s, t in zip(ranges, ss, tt, strict=True):
         report.source_rows += s[0]
         report.target_rows += t[0]
-        bisect(lo, hi, s, t)
+        for leaf in differ.diff(lo, hi, s, t):
+            report.differences.append(
+                Difference(leaf.lo, leaf.hi, leaf.source_rows, leaf.target_rows,
+                           len(leaf.inserts), len(leaf.updates), len(leaf.deletes))
+            )  # fmt: skip
     report.equal = not report.differences
     return report
 
@@ -204,9 +187,12 @@ def render_text(results: list[TableCheck]) -> str:
         else:
             lines.append(head + f"DIFFERENT ({counts})")
             for d in r.differences:
+                rows = [f"{n} {what}" for n, what in
+                        ((d.inserted, "only in the source"), (d.updated, "differing"),
+                         (d.deleted, "only in the target")) if n]  # fmt: skip
                 lines.append(
                     f"  {_range(d, r.key)}: source {d.source_rows:,} rows, "
-                    f"target {d.target_rows:,} rows"
+                    f"target {d.target_rows:,} rows" + (f" ({', '.join(rows)})" if rows else "")
                 )
         if r.count_only:
             lines.append(f"  compared by count only: {', '.join(r.count_only)}")

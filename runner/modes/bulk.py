@@ -6,7 +6,8 @@ finalize step refuses (``SafetyError``, exit 6) a source that read 0 rows (unles
 ``allow_empty: true``) or one that shrank by more than ``max_shrink_pct`` (default 50) against
 the current target. Then, in one transaction (one ``RENAME TABLE`` on MariaDB), the target becomes
 ``<table>__prev_<n>`` and staging becomes the target; backups beyond ``keep_backups`` (default 1)
-are dropped afterwards, oldest first.
+are dropped afterwards, oldest first. A SQLite file target is also copied whole before the
+run's first swap (file_backup.py: ``<stem>.prev-<run id>.db``, the newest ``keep_backups`` kept).
 """
 
 from __future__ import annotations
@@ -184,6 +185,11 @@ def _finalize(task: Task, ctx: RunContext) -> TaskResult:
         for statements in p["create"]:
             target.execute(statements)
         return TaskResult(rows=staged)
+    copied = None
+    if p["dialect"] == "sqlite" and getattr(target, "path", None):  # the seed's file backup
+        from runner.modes.file_backup import backup_file
+
+        copied = backup_file(target.path, ctx.run_id, p["keep_backups"])
     backups = _backups(ctx, p["target"])
     number = (backups[-1][0] + 1) if backups else 1
     backup = backup_name(p["target"], number, p["limit"])
@@ -194,4 +200,7 @@ def _finalize(task: Task, ctx: RunContext) -> TaskResult:
         target.execute([f"DROP TABLE IF EXISTS {quote_table(name, p['dialect'])}"])
         dropped.append(name)
     kept = backup if p["keep_backups"] else None
-    return TaskResult(rows=staged, extra={"backup": kept, "dropped": dropped})
+    return TaskResult(
+        rows=staged,
+        extra={"backup": kept, "dropped": dropped, "file_backup": copied and str(copied)},
+    )

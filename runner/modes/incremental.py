@@ -223,6 +223,10 @@ def window(
 
 def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]:  # noqa: A001
     spec = ctx.spec
+    if spec.strategy == "checksum":
+        from runner.modes import incremental_checksum
+
+        return incremental_checksum.compile(ctx, after)
     columns = _cursor_columns(ctx)
     types = _cursor_types(ctx, columns)
     keys = merge_keys(ctx)
@@ -328,6 +332,10 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
 
 # --- task bodies -------------------------------------------------------------------------------
 def run(task: Task, ctx: RunContext) -> TaskResult:
+    if task.params.get("strategy") == "checksum":
+        from runner.modes import incremental_checksum
+
+        return incremental_checksum.run(task, ctx)
     body = {"prepare": copy_mode._prepare, "chunk": copy_mode._chunk, "finalize": _finalize}[
         task.kind
     ]

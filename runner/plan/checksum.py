@@ -64,10 +64,10 @@ def column_text(name: str, arrow_type: str, dialect: str) -> str:
             return f"DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"
         if dialect == "duckdb":  # sessions run in UTC (see connectors/duckdb.py)
             return f"strftime({c}, '%Y-%m-%d %H:%M:%S.%f')"
-        if dialect == "sqlite":  # text as etlrun writes it, or ISO with 'T' / fewer digits
+        if dialect == "sqlite":  # text as etlrun writes it, ISO with T, fewer digits, a date
             fraction = f"CASE WHEN substr({c}, 20, 1) = '.' THEN substr({c}, 21, 6) ELSE '' END"
             return (
-                f"substr(replace({c}, 'T', ' '), 1, 19) || '.' || "
+                f"substr(replace({c}, 'T', ' ') || ' 00:00:00', 1, 19) || '.' || "
                 f"substr(({fraction}) || '000000', 1, 6)"
             )
     if arrow_type.startswith("date"):
@@ -89,12 +89,17 @@ def column_text(name: str, arrow_type: str, dialect: str) -> str:
     return f"CAST({c} AS VARCHAR)"
 
 
-def row_text(columns: Sequence[tuple[str, str]], dialect: str) -> str:
-    """SQL for a row's normalized text: every hashable column, NULL as ``\\N``, joined by ``|``."""
+def row_text(columns: Sequence[tuple[str, str]], dialect: str, floats: bool = False) -> str:
+    """SQL for a row's normalized text: every hashable column, NULL as ``\\N``, joined by ``|``.
+
+    ``floats``: include floating-point columns too, in the database's own text (for two sides
+    of one kind of database only)."""
     # MariaDB reads backslash escapes in string literals: there the marker is written '\\N'
     marker = NULL.replace("\\", "\\\\") if dialect == "mysql" else NULL
     parts = [
-        f"COALESCE({column_text(n, t, dialect)}, '{marker}')" for n, t in columns if hashable(t)
+        f"COALESCE({column_text(n, t, dialect)}, '{marker}')"
+        for n, t in columns
+        if floats or hashable(t)
     ]
     if not parts:
         return "''"

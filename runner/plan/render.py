@@ -52,7 +52,17 @@ def _table_text(table: TablePlan, plan: Plan) -> list[str]:
         lines.append(
             f"    {c.name:<{width}}  {c.source_type} -> {c.arrow_type} -> {c.target_type}{flag}"
         )
-    if table.mode == "incremental":  # what a run reads, and what it will save after merging
+    if table.mode == "incremental" and table.options.get("strategy") == "checksum":
+        o = table.options
+        stored = o.get("stored_chunks") or 0
+        lines.append(
+            f"  checksum ({o['hash']} hash): {stored} chunk checksum(s) stored; "
+            + ("the source's are compared with them at run time, changed chunks bisected "
+               "against the target" if stored and not o.get("first") else
+               "none usable: every chunk is compared with the target" if not o.get("first")
+               else "first run: a copy, then the target's chunk checksums are stored")
+        )  # fmt: skip
+    elif table.mode == "incremental":  # what a run reads, and what it will save after merging
         o = table.options
         start = "(unset: every row)" if o["watermark_from"] is None else o["watermark_from"]
         back = f", reading from {o['read_from']}" if o["read_from"] != o["watermark_from"] else ""

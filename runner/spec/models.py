@@ -357,8 +357,9 @@ class TableOptions(_Model):
     (count), staging's checksums must equal the source's (checksum; sanitized and float columns
     by count only), or no check (off). A failure is exit 4 with the target unchanged."""
     strategy: Literal["cursor", "checksum"] | None = None
-    """incremental: how changed rows are found: cursor (a watermark column, default);
-    checksum (per-chunk checksums) is not available yet."""
+    """incremental: how changed rows are found: cursor (a watermark column, default), or
+    checksum (no cursor: per-chunk checksums kept in the state store; changed chunks are
+    bisected against the target and only the changed keys re-copied, deletes included)."""
     cursor: str | list[str] | None = None
     """incremental: the column (or list of columns, compared in order) that grows when a row
     changes, e.g. updated_at. Rows with cursor >= the last watermark (minus lookback) are
@@ -610,10 +611,12 @@ class Job(_Model):
             if table.mode != "incremental":
                 continue
             if table.strategy == "checksum":
-                problems.append(
-                    f"tables[{index}].strategy: 'checksum' is not available yet; "
-                    "use strategy: cursor with a cursor column"
-                )
+                for key in ("cursor", "lookback"):
+                    if getattr(table, key) is not None:
+                        problems.append(
+                            f"tables[{index}].{key}: strategy checksum needs no {key} "
+                            "(it finds changed rows by checksum); remove it"
+                        )
             elif not table.cursor:
                 problems.append(
                     f"tables[{index}]: mode incremental needs 'cursor' (a column that grows "

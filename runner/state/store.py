@@ -88,6 +88,22 @@ watermarks = sa.Table(
     sa.Column("run_id", sa.String(64)),
     sa.Column("updated_at", sa.DateTime),
 )
+# incremental strategy checksum: each chunk's checksum of the target as of the last run
+chunk_checksums = sa.Table(
+    "etlrun_chunk_checksums",
+    metadata,
+    sa.Column("job", sa.String(255), primary_key=True),
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("chunk", sa.Integer, primary_key=True),
+    sa.Column("signature", sa.String(64), nullable=False),
+    sa.Column("lo", sa.Text),  # JSON key bounds: the chunk is lo < key <= hi (None: open)
+    sa.Column("hi", sa.Text),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("sum1", sa.Text, nullable=False),  # text: the sums outgrow 64 bits
+    sa.Column("sum2", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("updated_at", sa.DateTime),
+)
 # the purge audit (the seed's PURGE_REQUEST / PURGE_REQUEST_DETAILS / PURGE_MODULE_INPUT)
 purge_requests = sa.Table(
     "etlrun_purge_requests",
@@ -465,6 +481,42 @@ class StateStore:
                     updated_at=now(),
                 )
             )
+
+    # --- chunk checksums (incremental, strategy: checksum) --------------------------------
+    def get_chunk_checksums(self, job: str, table: str) -> tuple[str, list[tuple[Any, ...]]]:
+        """(signature, [(lo, hi, rows, sum1, sum2)] in key order); ("", []) when none."""
+        c = chunk_checksums.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(c.signature, c.lo, c.hi, c.rows, c.sum1, c.sum2)
+                .where((c.job == job) & (c.table_name == table))
+                .order_by(c.chunk)
+            ).all()
+        if not rows:
+            return "", []
+        chunks = [
+            (json.loads(r[1]), json.loads(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows
+        ]
+        return str(rows[0][0]), chunks
+
+    def set_chunk_checksums(
+        self, job: str, table: str, signature: str, chunks: list[tuple[Any, ...]], run_id: str
+    ) -> None:
+        """Replace the table's chunk checksums; called only after the target commits."""
+        c = chunk_checksums.c
+        at = now()
+        with self.engine.begin() as conn:
+            conn.execute(chunk_checksums.delete().where((c.job == job) & (c.table_name == table)))
+            if chunks:
+                conn.execute(
+                    chunk_checksums.insert(),
+                    [
+                        {"job": job, "table_name": table, "chunk": i, "signature": signature,
+                         "lo": json.dumps(lo), "hi": json.dumps(hi), "rows": rows,
+                         "sum1": str(s1), "sum2": str(s2), "run_id": run_id, "updated_at": at}
+                        for i, (lo, hi, rows, s1, s2) in enumerate(chunks)
+                    ],
+                )  # fmt: skip
 
     # --- the purge audit -------------------------------------------------------------------
     def purge_started(self, run_id: str, job: str, table: str, where: str, planned: int) -> None:

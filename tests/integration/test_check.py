@@ -157,6 +157,12 @@ def test_seed_scenario_mariadb_to_sqlite(mariadb_url: str, tmp_path: Path) -> No
     with closing(sqlite3.connect(target)) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         assert sorted(names) == ["visits", "visits__prev_1"]
+    # the old database file is kept whole beside the new one, as the seed's monthly import does
+    (copy,) = tmp_path.glob("collab.prev-*.db")
+    with closing(sqlite3.connect(copy)) as conn:
+        assert conn.execute("SELECT COUNT(*), MAX(score) FROM visits").fetchone()[0] == 3100
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        assert names == ["visits"]  # taken before the swap
     final = run_cli("check", monthly, cwd=tmp_path)
     assert final.returncode == 0, final.stdout
 

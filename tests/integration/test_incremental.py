@@ -219,14 +219,14 @@ def test_spec_errors(tmp_path: Path) -> None:
     path.write_text(
         "source: sqlite:///a.db\ntarget: sqlite:///b.db\n"
         "tables:\n  - {name: t, mode: incremental}\n  - {name: u, cursor: x}\n"
-        "  - {name: w, mode: incremental, strategy: checksum}\n"
+        "  - {name: w, mode: incremental, strategy: checksum, cursor: x}\n"
     )
     result = run_cli("validate", path)
     assert result.returncode == 2
     out = result.stdout
     assert "mode incremental needs 'cursor'" in out
     assert "'cursor' is an option of mode incremental, but this table's mode is copy" in out
-    assert "'checksum' is not available yet" in out
+    assert "tables[2].cursor: strategy checksum needs no cursor" in out
     path.write_text(
         "source: sqlite:///a.db\ntarget: sqlite:///b.db\n"
         "tables:\n  - {name: z, mode: incremental, cursor: x, lookback: 5 minutes}\n"

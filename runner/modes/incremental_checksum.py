@@ -1,0 +1,408 @@
+"""incremental (strategy: checksum): no cursor; the rows that changed are found by checksums.
+
+The state store keeps, per chunk of the key (about ``chunk_rows`` rows), the checksum of the
+target's rows as of the last run: row count and an order-independent sum of row hashes
+(plan/segments.py, computed inside the database). A run:
+
+1. computes the source's checksum of every stored chunk in one grouped scan of the source;
+2. for each chunk whose checksum is not the stored one, bisects it against the target
+   (segdiff.py: sub-range checksums on both sides at once, then the keys and hashes of the
+   small ranges that still differ), which names exactly the keys inserted, updated and deleted;
+3. applies the changed chunks in target transactions, each holding one or more whole chunks'
+   changes: delete those keys, insert the source's rows for them (sanitized in flight);
+4. after the last commit, stores the new chunk checksums (a chunk grown past twice
+   ``chunk_rows`` by inserts is split).
+
+So updates that touched no timestamp, deletes and inserts below the largest key are all
+found, and unchanged chunks cost one hash per row on the source only. The first run (no target
+table) is a copy followed by a checksum of the target; a run without stored checksums (state
+lost, or the column set changed) compares every chunk with the target instead.
+
+A crash after a target commit and before the state write is harmless: the next run finds the
+chunk changed against the stored checksum, the bisection finds the target already equal, and
+nothing is copied twice. What it trusts: nobody else writes the target (``etlrun check`` and
+``mode: sync`` compare with the target itself), and, between two different databases, floating
+point columns are not hashed (no portable text), so a change only in a float column is missed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+from loguru import logger
+from sqlglot import exp
+
+from runner.execute.context import RunContext, TaskResult
+from runner.modes import copy as copy_mode
+from runner.modes.sync import report_where
+from runner.plan.catalog import literal, quote_table
+from runner.plan.compiler import TableContext
+from runner.plan.plan import TablePlan, Task
+from runner.plan.segments import flavor_for, hashed_columns
+from runner.plan.types import arrow_from_str
+from runner.sanitize import read_schema
+from runner.segdiff import DENSE, Differ, HashSide, Leaf, Sums, json_normalize
+
+PASS_THROUGH = (None, "keep", "allow")
+APPLY_KEYS = 50_000
+"""Changed keys gathered before they are applied in one target transaction."""
+SPAN_CHUNKS = 10
+"""Scattered changes: at most this many adjacent chunks compared by one row diff (memory)."""
+KEYS_PER_STATEMENT = 5000
+RUN_KEYS = 100
+"""Consecutive integer keys written as one BETWEEN from this many on."""
+MAX_RUNS = 16
+"""BETWEENs in one condition at most (see key_condition)."""
+UNKNOWN: Sums = (-1, 0, 0)
+"""A stored checksum no source has: the chunk is compared with the target next run."""
+"""Keys listed in one ``IN (...)``: statements stay small enough for every database."""
+
+
+# --- compile -----------------------------------------------------------------------------------
+def _compared(ctx: TableContext) -> list[tuple[str, str]]:
+    """The written columns the checksums cover: not sanitized (their values differ on purpose)."""
+    read = {c.name for c in (ctx.columns if ctx.read_columns is None else ctx.read_columns)}
+    report = ctx.sanitize.report if ctx.sanitize is not None else []
+    sanitized = {e["column"] for e in report if e.get("rule") not in PASS_THROUGH}
+    kept = [c for c in ctx.columns if c.name in read and c.name not in sanitized]
+    return [(c.name, c.arrow_type) for c in kept]
+
+
+def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]:  # noqa: A001
+    from runner.modes.incremental import merge_keys
+
+    spec = ctx.spec
+    keys = merge_keys(ctx)
+    if len(keys) != 1 or ctx.key != keys[0]:
+        raise ctx.issue(
+            "strategy: checksum cuts the table into ranges of a one-column primary key; "
+            f"this table's key is ({', '.join(keys)}): use strategy: cursor"
+        )
+    key_type = copy_mode._key_type(ctx)
+    if key_type in ("binary", "large_binary") or (
+        ctx.sanitize is not None and ctx.sanitize.key_sanitized
+    ):
+        raise ctx.issue("strategy: checksum needs a key that is not binary and not sanitized")
+    flavor = flavor_for(ctx.source_dialect, ctx.target_dialect)
+    columns = hashed_columns(_compared(ctx), flavor)
+    as_jsonb = json_normalize(ctx.columns)
+    signature = hashlib.sha256(
+        json.dumps([2, flavor, columns, ctx.key, spec.where]).encode()  # 2: the hash scheme
+    ).hexdigest()[:32]
+    stored = 0
+    if ctx.state is not None and hasattr(ctx.state, "get_chunk_checksums"):
+        saved_signature, chunks = ctx.state.get_chunk_checksums(ctx.job.name, ctx.target_name)
+        stored = len(chunks) if saved_signature == signature else 0
+    params = {
+        "strategy": "checksum",
+        "job": ctx.job.name,
+        "source": ctx.source_name,
+        "target": ctx.target_name,
+        "key": ctx.key,
+        "key_type": key_type,
+        "columns": columns,
+        "flavor": flavor,
+        "as_jsonb": sorted(as_jsonb),
+        "signature": signature,
+        "chunk_rows": spec.chunk_rows or 100_000,
+        "where": spec.where,
+    }
+    options = {
+        "strategy": "checksum",
+        "merge_key": keys,
+        "hash": flavor,
+        "stored_chunks": stored,
+        "chunk_rows": spec.chunk_rows,
+        "verify": spec.verify,
+        "where": spec.where,
+    }
+    if not ctx.target_exists:  # the first run: a copy, then the target's chunk checksums
+        plan, tasks = copy_mode.compile(ctx, after)
+        finalize = next(t.id for t in tasks if t.kind == "finalize")
+        tasks.append(
+            Task(
+                f"{ctx.target_name}:checksums",
+                "checksums",
+                ctx.target_name,
+                "incremental",
+                (finalize,),
+                params,
+            )  # fmt: skip
+        )
+        plan = dataclasses.replace(
+            plan, mode="incremental", options={**plan.options, **options, "first": True}
+        )
+        return plan, tasks
+    select = ctx.select().sql(dialect=ctx.source_dialect, identify=True)
+    task = Task(
+        f"{ctx.target_name}:checksum",
+        "chunk",
+        ctx.target_name,
+        "incremental",
+        tuple(after),
+        {
+            **params,
+            "select": select,
+            "schema": [[c.name, c.arrow_type] for c in ctx.columns],
+            "bounds": [None, None],
+            "chunk": 1,
+            "chunks": 1,
+        },
+        rows=0,
+    )
+    target_sql = quote_table(ctx.target_name, ctx.target_dialect)
+    plan = TablePlan(
+        source=ctx.source_name,
+        target=ctx.target_name,
+        mode="incremental",
+        key=ctx.key,
+        rows=ctx.rows,
+        bytes=ctx.bytes,
+        columns=tuple(ctx.columns),
+        chunks=((None, None),),
+        options=options,
+        sql={
+            "read": (
+                f"-- checksum of each stored chunk (one grouped scan); then {select}  "
+                "-- WHERE key IN (changed keys)",
+            ),
+            "write": (
+                f"DELETE FROM {target_sql} WHERE key IN (changed keys); INSERT ...  "
+                "-- one transaction per changed chunk",
+            ),
+        },  # fmt: skip
+        target_exists=True,
+    )
+    return plan, [task]
+
+
+# --- task bodies -------------------------------------------------------------------------------
+def run(task: Task, ctx: RunContext) -> TaskResult:
+    if task.kind == "checksums":
+        return _first_checksums(task, ctx)
+    return _sync_chunks(task, ctx)
+
+
+def _sides(p: dict[str, Any], ctx: RunContext) -> tuple[HashSide, HashSide, HashSide]:
+    """(source, target) hashed comparably, and the source as the stored checksums hash it.
+
+    The stored checksums only ever meet the source's, so they skip what only comparing with
+    the target needs: json hashed as jsonb (parsing every document costs ~40% of a scan)."""
+    columns = [(n, t) for n, t in p["columns"]]
+    where = report_where(p, ctx)
+    src = HashSide(ctx.source, p["source"], columns, p["key"], p["key_type"], p["flavor"],
+                   where, frozenset(p["as_jsonb"]))  # fmt: skip
+    tgt = HashSide(ctx.target, p["target"], columns, p["key"], p["key_type"], p["flavor"],
+                   None, frozenset(p["as_jsonb"]))  # fmt: skip
+    detect = src
+    if p["as_jsonb"]:
+        detect = HashSide(ctx.source, p["source"], columns, p["key"], p["key_type"], p["flavor"],
+                          where)  # fmt: skip
+    return src, tgt, detect
+
+
+def _crash_point(name: str) -> None:
+    """Test-only fault hook (ETLRUN_TEST_CRASH_AFTER=<task id>:applied): die after the target
+    commits and before the chunk checksums reach the state store."""
+    from runner.execute.run import _crash_point as crash
+
+    crash(name)
+
+
+def _store(ctx: RunContext) -> Any:
+    from runner.state.store import StateStore
+
+    return StateStore(ctx.state_url)
+
+
+def _chunked(side: HashSide, lo: Any, hi: Any, rows: int, chunk_rows: int) -> list[tuple]:
+    """``(lo, hi, rows, sum1, sum2)`` of about-``chunk_rows`` chunks of ``(lo, hi]`` on a side."""
+    parts = math.ceil(rows / chunk_rows) if rows else 1
+    inner = side.split(lo, hi, rows, parts) if parts > 1 else []
+    edges = [lo, *inner, hi]
+    sums = side.buckets(lo, hi, inner)
+    return [(a, b, *s) for a, b, s in zip(edges[:-1], edges[1:], sums, strict=True)]
+
+
+def _target_rows(p: dict[str, Any], ctx: RunContext) -> int:
+    table = quote_table(p["target"], ctx.target.dialect)
+    return int(ctx.target.scalar(f"SELECT COUNT(*) FROM {table}") or 0)  # type: ignore[call-overload]
+
+
+def _against_target(
+    src: HashSide, tgt: HashSide, detect: HashSide, rows: int, chunk_rows: int, pool: Any
+) -> tuple[list[tuple[Any, Any]], list[Sums], list[Sums], list[Sums]]:
+    """Chunks cut on the target: (ranges, source sums, target sums, source sums as stored)."""
+    parts = math.ceil(rows / chunk_rows) if rows else 1
+    bounds = tgt.split(None, None, rows, parts) if parts > 1 else []
+    edges = [None, *bounds, None]
+    a = pool.submit(src.buckets, None, None, bounds)
+    b = pool.submit(tgt.buckets, None, None, bounds)
+    source, target = a.result(), b.result()
+    stored = source if detect is src else detect.buckets(None, None, bounds)
+    return list(zip(edges[:-1], edges[1:], strict=True)), source, target, stored
+
+
+def _first_checksums(task: Task, ctx: RunContext) -> TaskResult:
+    """After the first copy: store the source's chunk checksums where the target equals the
+    source, and an impossible checksum where not (the source changed after it was read), so
+    the next run compares those chunks with the target."""
+    p = task.params
+    src, tgt, detect = _sides(p, ctx)
+    with ThreadPoolExecutor(2) as pool:
+        ranges, source, target, stored = _against_target(
+            src, tgt, detect, _target_rows(p, ctx), p["chunk_rows"], pool
+        )
+    chunks = [
+        (lo, hi, *(d if s == t else UNKNOWN))
+        for (lo, hi), s, t, d in zip(ranges, source, target, stored, strict=True)
+    ]
+    _store(ctx).set_chunk_checksums(p["job"], p["target"], p["signature"], chunks, ctx.run_id)
+    return TaskResult(extra={"chunks": len(chunks)})
+
+
+def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
+    p = task.params
+    store = _store(ctx)
+    src, tgt, detect = _sides(p, ctx)
+    signature, stored = store.get_chunk_checksums(p["job"], p["target"])
+    with ThreadPoolExecutor(2) as pool:
+        differ = Differ(src, tgt, pool)
+        if stored and signature == p["signature"]:
+            bounds = [c[1] for c in stored[:-1]]
+            ranges = [(c[0], c[1]) for c in stored]
+            started = time.monotonic()
+            source_sums = detect.buckets(None, None, bounds)  # the only full scan: the source
+            logger.debug("{}: source checksums in {:.2f}s", p["target"], time.monotonic() - started)
+            known: list[Sums] = [tuple(c[2:]) for c in stored]  # type: ignore[misc]
+            to_store = source_sums
+        else:  # no usable state: every chunk against the target itself
+            rows = max(_target_rows(p, ctx), src.catalog.count(p["source"], src.where))
+            ranges, source_sums, known, to_store = _against_target(
+                src, tgt, detect, rows, p["chunk_rows"], pool
+            )
+        totals = {"inserted": 0, "updated": 0, "deleted": 0}
+        differs = [a != b for a, b in zip(source_sums, known, strict=True)]
+        pending: list[Leaf] = []
+        # most chunks changed: the changes are everywhere, bisecting them narrows nothing
+        differ.scattered = len(ranges) > 2 and sum(differs) > DENSE * len(ranges)
+        i = 0
+        while i < len(ranges):
+            ctx.check_cancel()
+            if not differs[i]:
+                i += 1
+                continue
+            started = time.monotonic()
+            if differ.scattered:  # changes all over: the run of differing chunks in one row diff
+                j = i
+                while j + 1 < len(ranges) and differs[j + 1] and j - i < SPAN_CHUNKS:
+                    j += 1
+                s, t = _total(source_sums[i : j + 1]), _total(known[i : j + 1])
+                leaves = [differ.row_diff(ranges[i][0], ranges[j][1], s, t)]
+            else:
+                j = i
+                leaves = differ.diff(*ranges[i], source_sums[i], known[i])
+            logger.debug("{} ({}, {}]: compared in {:.2f}s", p["target"], ranges[i][0],
+                         ranges[j][1], time.monotonic() - started)  # fmt: skip
+            i = j + 1
+            pending += leaves
+            for leaf in leaves:
+                totals["inserted"] += len(leaf.inserts)
+                totals["updated"] += len(leaf.updates)
+                totals["deleted"] += len(leaf.deletes)
+            if sum(leaf.changed for leaf in pending) >= APPLY_KEYS:
+                _apply(task, ctx, pending)
+                pending = []
+        if pending:
+            _apply(task, ctx, pending)
+        new_chunks: list[tuple] = []
+        for (lo, hi), s in zip(ranges, to_store, strict=True):
+            if s[0] > 2 * p["chunk_rows"]:  # grown by inserts: split it (the target = source now)
+                new_chunks += _chunked(detect, lo, hi, s[0], p["chunk_rows"])
+            else:
+                new_chunks.append((lo, hi, *s))
+        changed_chunks = sum(differs)
+    # after every target commit: the target now holds what the source held when hashed
+    _crash_point(f"{task.id}:applied")
+    store.set_chunk_checksums(p["job"], p["target"], p["signature"], new_chunks, ctx.run_id)
+    changed = sum(totals.values())
+    logger.info(
+        "{}: {} of {} chunk(s) changed: {} inserted, {} updated, {} deleted ({} checksum scans)",
+        p["target"], changed_chunks, len(ranges), totals["inserted"], totals["updated"],
+        totals["deleted"], differ.scans + 1,
+    )  # fmt: skip
+    return TaskResult(
+        rows=changed,
+        extra={**totals, "chunks_changed": changed_chunks, "chunks": len(ranges)},
+    )
+
+
+def _total(sums: list[Sums]) -> Sums:
+    return (sum(x[0] for x in sums), sum(x[1] for x in sums), sum(x[2] for x in sums))
+
+
+def key_condition(keys: list[Any], key: str, key_type: str | None) -> exp.Expression:
+    """``key`` in ``keys``: the longest runs of consecutive integers (at most ``MAX_RUNS``,
+    each of ``RUN_KEYS`` keys or more) as BETWEEN, every other key in IN lists, which every
+    database looks up by index or by hash. Never a long OR: PostgreSQL JIT-compiles an OR of
+    thousands of terms for longer than any scan, without answering a cancel meanwhile."""
+    column = exp.column(key, quoted=True)
+    singles: list[Any] = list(keys)
+    runs: list[list[int]] = []
+    if key_type is not None and key_type.startswith(("int", "uint")):
+        ordered = sorted(int(k) for k in keys)
+        start = 0
+        for i in range(1, len(ordered) + 1):
+            if i == len(ordered) or ordered[i] != ordered[i - 1] + 1:
+                runs.append(ordered[start:i])
+                start = i
+        runs.sort(key=len, reverse=True)
+        long = [r for r in runs[:MAX_RUNS] if len(r) >= RUN_KEYS]
+        singles = [k for r in runs[len(long) :] for k in r]
+        runs = long
+    parts: list[exp.Expression] = [
+        exp.Between(this=column.copy(), low=literal(r[0]), high=literal(r[-1])) for r in runs
+    ]
+    for i in range(0, len(singles), KEYS_PER_STATEMENT):
+        listed = [literal(k) for k in singles[i : i + KEYS_PER_STATEMENT]]
+        parts.append(exp.In(this=column.copy(), expressions=listed))
+    return parts[0] if len(parts) == 1 else exp.or_(*parts)
+
+
+def _apply(task: Task, ctx: RunContext, leaves: list[Leaf]) -> None:
+    """Changes of one or more whole chunks in one target transaction: delete the keys, insert
+    the source's rows for them."""
+    p = task.params
+    gone = [k for leaf in leaves for k in (*leaf.updates, *leaf.deletes)]
+    wanted = [k for leaf in leaves for k in (*leaf.inserts, *leaf.updates)]
+    target_sql = quote_table(p["target"], ctx.target.dialect)
+    before = []
+    if gone:
+        condition = key_condition(gone, p["key"], p["key_type"])
+        before.append(
+            f"DELETE FROM {target_sql} WHERE "
+            + condition.sql(dialect=ctx.target.dialect, identify=True)
+        )
+    schema = pa.schema([(n, arrow_from_str(t)) for n, t in p["schema"]])
+    read = pa.schema([(n, arrow_from_str(t)) for n, t in read_schema(p)])
+    batches: Any = iter(())
+    if wanted:
+        condition = key_condition(wanted, p["key"], p["key_type"])
+        select = f"SELECT * FROM ({p['select']}) etlrun_src WHERE " + condition.sql(
+            dialect=ctx.source.dialect, identify=True
+        )
+        batches = ctx.stream(
+            ctx.source.read(select, read, ctx.batch_rows), task.id, task.table,
+            sanitize=p.get("sanitize"),
+        )  # fmt: skip
+    if before and not wanted:
+        ctx.target.execute(before)
+    else:
+        ctx.target.write(p["target"], schema, batches, before=before)

@@ -1,0 +1,181 @@
+"""Segment checksums of many key ranges in one scan, and per-row hashes, in each dialect's SQL.
+
+Two flavors of row hash:
+
+- ``portable`` (plan/checksum.py): md5 of the normalized row text, equal across databases for
+  equal values; used whenever the two sides are different databases. Floating-point columns are
+  left out (their text is not portable).
+- ``native``: the same database on both sides (PostgreSQL -> PostgreSQL, DuckDB -> DuckDB) uses
+  the database's own fast 64-bit hash, floats included: PostgreSQL ``hash_record_extended`` of
+  the row's values (by type, no text; int4/int8 and numeric scales hash alike), DuckDB ``hash``
+  of the row text. On PostgreSQL 1M ``events`` rows hash in a fifth of the time of md5 text.
+- ``portable-<dialect>``: the same database on both sides without a fast hash (SQLite,
+  MariaDB): the portable md5, with float columns included in the database's own text.
+
+``bucket_sql`` computes the checksum of every range ``(b[i-1], b[i]]`` between given boundaries
+in one pass (a ``CASE`` picks the bucket, ``GROUP BY`` sums), so comparing N segments costs one
+scan of the table per side, not N range scans (which PostgreSQL may each turn into a full scan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlglot import exp
+
+from runner.plan.catalog import binary_order, literal, quote_ident, quote_table
+from runner.plan.checksum import _md5, _word, column_text, hashable, range_condition, row_text
+
+NATIVE = ("postgres", "duckdb")
+
+
+def flavor_for(source_dialect: str, target_dialect: str) -> str:
+    """``native`` when both sides are one database that has a fast hash, else ``portable``."""
+    if source_dialect == target_dialect and source_dialect in NATIVE:
+        return f"native-{source_dialect}"
+    if source_dialect == target_dialect:  # md5, and floats in the database's own text
+        return f"portable-{source_dialect}"
+    return "portable"
+
+
+def hashed_columns(columns: Sequence[tuple[str, str]], flavor: str) -> list[tuple[str, str]]:
+    """The columns that go into the row hash of ``flavor`` (portable leaves floats out)."""
+    if flavor != "portable":  # one kind of database on both sides: floats print alike
+        return list(columns)
+    return [(n, t) for n, t in columns if hashable(t)]
+
+
+def _native_text(
+    columns: Sequence[tuple[str, str]], dialect: str, normalize: Collection[str] = ()
+) -> str:
+    """DuckDB: the row as the database's own text of each column (both sides have the same
+    column types: etlrun creates them so), times in the portable text."""
+    parts = []
+    for name, arrow_type in columns:
+        c = quote_ident(name, dialect)
+        if name in normalize and dialect == "postgres":
+            text = f"CAST(CAST({c} AS JSONB) AS TEXT)"
+        elif dialect == "postgres" or not arrow_type.startswith(("timestamp", "date")):
+            text = f"CAST({c} AS TEXT)"  # PostgreSQL >= 12 prints floats exactly
+        else:  # DuckDB: times in the portable text (fixed digits whatever the precision)
+            text = column_text(name, arrow_type, dialect)
+        parts.append(f"COALESCE({text}, '\\N')")
+    return " || '|' || ".join(parts) if parts else "''"
+
+
+def _pg_values(columns: Sequence[tuple[str, str]], normalize: Collection[str]) -> str:
+    """The columns as PostgreSQL hashes them by value (no text at all: twice as fast), except
+    text-like ones (json has no hash; xml, enums and the like read as text) hashed as text."""
+    values = []
+    for name, arrow_type in columns:
+        c = quote_ident(name, "postgres")
+        if name in normalize:
+            values.append(f"CAST({c} AS JSONB)")  # json on one side, jsonb on the other
+        elif arrow_type.startswith(("string", "large_string", "extension<arrow.json>")):
+            values.append(f"CAST({c} AS TEXT)")
+        else:
+            values.append(c)
+    return ", ".join(values) if values else "0"
+
+
+def row_hash(
+    columns: Sequence[tuple[str, str]], dialect: str, flavor: str, normalize: Collection[str] = ()
+) -> tuple[str, str, str]:
+    """SQL for a row's hash: (the expression an inner query names ``etlrun_h``, and the two
+    integer parts an outer query reads from ``etlrun_h``)."""
+    cols = hashed_columns(columns, flavor)
+    if flavor == "native-postgres":
+        return f"hash_record_extended(ROW({_pg_values(cols, normalize)}), 0)", "etlrun_h", "0"
+    if flavor == "native-duckdb":
+        text = _native_text(cols, dialect, normalize)
+        return f"CAST(hash({text}) >> 1 AS BIGINT)", "etlrun_h", "0"
+    return (
+        _md5(row_text(cols, dialect, floats=flavor != "portable"), dialect),
+        _word("etlrun_h", 1, dialect),
+        _word("etlrun_h", 9, dialect),
+    )
+
+
+def _key(key: str, key_type: str | None, dialect: str) -> exp.Expression:
+    column: exp.Expression = exp.column(key, quoted=True)
+    return binary_order(column, dialect) if key_type == "string" else column
+
+
+def _where(
+    key: str | None,
+    key_type: str | None,
+    lo: Any,
+    hi: Any,
+    dialect: str,
+    where: exp.Expression | None,
+) -> str:
+    ranged = range_condition(key, key_type, lo, hi, dialect)
+    parts = [c for c in (where, ranged) if c is not None]
+    if not parts:
+        return ""
+    condition = parts[0] if len(parts) == 1 else exp.and_(*(exp.paren(p.copy()) for p in parts))
+    return " WHERE " + condition.sql(dialect=dialect, identify=True)
+
+
+def bucket_sql(
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    dialect: str,
+    flavor: str,
+    key: str,
+    key_type: str | None,
+    lo: Any,
+    hi: Any,
+    bounds: Sequence[Any],
+    where: exp.Expression | None = None,
+    normalize: Collection[str] = (),
+) -> str:
+    """``SELECT bucket, count, sum1, sum2`` for the ranges ``(lo, b1], (b1, b2] ... (bn, hi]``.
+
+    Bucket i is the range ending at ``bounds[i]`` (the last one at ``hi``); empty buckets are
+    absent from the result. NULL keys belong to the first bucket, as in range_condition.
+    """
+    compared = _key(key, key_type, dialect)
+    cases = [
+        (exp.Is(this=exp.column(key, quoted=True), expression=exp.Null()), 0),
+        *((exp.LTE(this=compared.copy(), expression=literal(b)), i) for i, b in enumerate(bounds)),
+    ]
+    bucket = exp.Case(
+        ifs=[exp.If(this=c, true=exp.Literal.number(i)) for c, i in cases],
+        default=exp.Literal.number(len(bounds)),
+    )
+    bucket_text = bucket.sql(dialect=dialect, identify=True) if bounds else "0"
+    inner_hash, first, second = row_hash(columns, dialect, flavor, normalize)
+    inner = (
+        f"SELECT {bucket_text} AS etlrun_b, {inner_hash} AS etlrun_h "
+        f"FROM {quote_table(table, dialect)}{_where(key, key_type, lo, hi, dialect, where)}"
+    )
+    return (
+        f"SELECT etlrun_b, COUNT(*), COALESCE(SUM({first}), 0), COALESCE(SUM({second}), 0) "
+        f"FROM ({inner}) etlrun_rows GROUP BY etlrun_b"
+    )
+
+
+def row_hashes_sql(
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    dialect: str,
+    flavor: str,
+    key: str,
+    key_type: str | None,
+    lo: Any,
+    hi: Any,
+    where: exp.Expression | None = None,
+    normalize: Collection[str] = (),
+) -> str:
+    """``SELECT key, hash1, hash2`` of every row in ``(lo, hi]`` (for the final row diff)."""
+    inner_hash, first, second = row_hash(columns, dialect, flavor, normalize)
+    k = quote_ident(key, dialect)
+    inner = (
+        f"SELECT {k} AS etlrun_k, {inner_hash} AS etlrun_h "
+        f"FROM {quote_table(table, dialect)}{_where(key, key_type, lo, hi, dialect, where)}"
+    )
+    return (
+        f"SELECT etlrun_k, {first} AS etlrun_h1, {second} AS etlrun_h2 FROM ({inner}) etlrun_rows"
+    )
