@@ -132,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument(
         "--purges", action="store_true", help="the purge audit: requests, chunks, steps"
     )
+    history.add_argument(
+        "--audit-db",
+        metavar="URL",
+        help="with --purges: read the audit tables a purge with audit_table: true keeps there",
+    )
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -606,6 +611,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     if args.purges:
         return _purge_history(args)
+    if args.audit_db:
+        raise UsageError("--audit-db goes with --purges")
     rows = StateStore(args.state).history(args.job, args.limit)
     if args.format == "json":
         print(json.dumps(rows, indent=2, default=str))
@@ -633,7 +640,12 @@ def _purge_history(args: argparse.Namespace) -> int:
 
     from runner.state.store import StateStore
 
-    requests = StateStore(args.state).purges(args.job, args.limit)
+    if args.audit_db:
+        from runner.state.purge_audit import read_database
+
+        requests = read_database(args.audit_db, args.job, args.limit)
+    else:
+        requests = StateStore(args.state).purges(args.job, args.limit)
     if args.format == "json":
         print(json.dumps(requests, indent=2, default=str))
         return 0
