@@ -133,3 +133,15 @@ def test_golden_file_parses_in_its_dialect(name: str) -> None:
         assert deletes, "purge and copy scripts delete by key range"
         for delete in deletes:
             assert delete.args.get("where") is not None  # never a whole-table DELETE
+
+
+def test_sql_dialects_are_checked(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    make_db(tmp_path / "app.db")
+    (tmp_path / "tidy.yaml").write_text(PURGE)
+    alone = run_cli("plan", "tidy.yaml", "--sql-dialects", "all", cwd=tmp_path)
+    assert alone.returncode == 2 and "goes with --emit-sql" in alone.stderr
+    unknown = run_cli("plan", "tidy.yaml", "--emit-sql", "o", "--sql-dialects", "db2", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown dialect 'db2'" in unknown.stderr
+    assert not (tmp_path / "o").exists()
