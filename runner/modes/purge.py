@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 from sqlglot import exp
@@ -265,7 +266,7 @@ def _chunk(task: Task, ctx: RunContext) -> TaskResult:
                 f"({', '.join(problems)}); nothing of this chunk was deleted"
             )
         lo, hi = min(k for k in keys if k is not None), max(k for k in keys if k is not None)
-        backup_file = f"{store.display_url.rstrip('/')}/{path}"
+        backup_file = file_url(store.display_url, path)
         audit.backed_up(
             ctx.run_id,
             p["table"],
@@ -284,6 +285,13 @@ def _chunk(task: Task, ctx: RunContext) -> TaskResult:
     finally:
         audit.close()
     return TaskResult(rows=deleted, bytes=written.size)
+
+
+def file_url(folder_url: str, path: str) -> str:
+    """The URL of ``path`` under the store at ``folder_url``, its query (``?endpoint_url=``,
+    ``?known_hosts=``) kept at the end where it belongs."""
+    parts = urlsplit(folder_url)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{path}"))
 
 
 def _chunk_without_backup(task: Task, ctx: RunContext) -> TaskResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import subprocess
@@ -16,6 +17,7 @@ from runner.connectors.fs import sha256_of
 from runner.state.purge_audit import read_database
 from runner.state.store import StateStore
 from tests.connectors.test_fs import full_disk_filesystem
+from tests.s3_server import S3Server, s3_endpoint, s3_server  # noqa: F401 - the fixtures
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -259,3 +261,27 @@ def test_purge_on_postgres(tmp_path: Path, pg_url: str) -> None:
     assert sum(pq.read_table(f).num_rows for f in files) == expected
     [mirrored] = read_database(pg_url)  # the audit kept in PostgreSQL itself
     assert _details(mirrored) == _details(request)
+
+
+def test_purge_backs_up_to_s3(tmp_path: Path, s3_server: S3Server) -> None:  # noqa: F811
+    db = tmp_path / "app.db"
+    make_db(db, rows=1200)
+    spec = tmp_path / "tidy.yaml"
+    spec.write_text(
+        f"job: tidy\nsource: sqlite:///{db}\ntarget: sqlite:///{db}\ntables:\n"
+        "  - {name: events, mode: purge, where: \"kind = 'old'\", batch_rows: 300,"
+        f" backup: '{s3_server.url('purged/')}'}}\n"
+    )
+    state = f"sqlite:///{tmp_path}/state.db"
+    assert main(["run", str(spec), "--state", state]) == 0
+    assert len(ids(db)) == 400
+    [request] = StateStore(state).purges("tidy")
+    backed_up: list[int] = []
+    for d in request["details"]:
+        assert d["status"] == "deleted" and d["backup_file"].startswith("s3://")
+        assert d["backup_file"].endswith(f"?endpoint_url={s3_server.endpoint}")
+        key = d["backup_file"].split("?")[0].removeprefix(f"s3://{s3_server.bucket}/")
+        data = s3_server.read(key)
+        assert sha256_of(data) == d["sha256"]
+        backed_up += pq.read_table(io.BytesIO(data)).column("id").to_pylist()
+    assert sorted(backed_up) == [i for i in range(1, 1201) if i % 3]
