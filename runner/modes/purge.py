@@ -194,6 +194,12 @@ def _guard(task: Task, ctx: RunContext) -> TaskResult:
     audit = _audit(ctx, p)
     try:
         audit.started(ctx.run_id, p["job"], p["table"], p["where"], matching)
+        fixed = audit.reconcile(ctx.run_id, p["table"])
+        if fixed:
+            audit.step(
+                ctx.run_id, p["table"], "reconciled",
+                f"{fixed} chunk(s) deleted before the run was killed, as the source recorded",
+            )  # fmt: skip
         audit.step(ctx.run_id, p["table"], "guard", f"{matching} of {total} rows match")
         limit, pct = p.get("max_delete"), p.get("max_delete_pct")
         refused = None

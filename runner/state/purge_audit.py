@@ -194,6 +194,30 @@ class Audit:
             deleted(conn, run_id, table, backup_file, rows)
         return rows
 
+    def reconcile(self, run_id: str, table: str) -> int:
+        """A resumed purge: chunks the source database recorded as deleted (in their DELETE's
+        transaction) that the state store missed, because the run was killed in between, are
+        recorded there too. Only with the mirror, which is exact; the chunks recorded."""
+        if self.mirror is None:
+            return 0
+        _, details, _ = _tables()
+        mine = (details.c.run_id == run_id, details.c.table_name == table)
+        with self.mirror.connect() as conn:
+            done = conn.execute(sa.select(details).where(*mine, details.c.status == "deleted"))
+            mirrored = [dict(r._mapping) for r in done]
+        fixed = 0
+        with self.state.engine.begin() as conn:
+            known = {r.backup_file: r.status for r in conn.execute(sa.select(details).where(*mine))}
+            for d in mirrored:
+                if known.get(d["backup_file"]) == "deleted":
+                    continue
+                if d["backup_file"] not in known:
+                    keep = ("backup_file", "key_lo", "key_hi", "rows_backed_up", "sha256")
+                    backed_up(conn, run_id, table, d["chunk"], {k: d[k] for k in keep})
+                deleted(conn, run_id, table, d["backup_file"], int(d["rows_deleted"] or 0))
+                fixed += 1
+        return fixed
+
     def close(self) -> None:
         self.state.close()
 

@@ -174,6 +174,48 @@ def test_max_delete_pct_refuses(tmp_path: Path) -> None:
     assert len(ids(db)) == 3000
 
 
+STATE_KILLER = """
+import os, sys
+sys.path.insert(0, {repo!r})
+import runner.state.purge_audit as audit
+real, calls = audit.deleted, []
+def deadly(conn, *args):
+    if "state.db" in str(conn.engine.url):
+        calls.append(args)
+        if len(calls) == 2:
+            os._exit(9)  # the 2nd chunk's DELETE (and its audit row) committed in the source
+    return real(conn, *args)
+audit.deleted = deadly
+from runner.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_kill_after_delete_before_the_state_store_knows(tmp_path: Path) -> None:
+    """The source's own audit row commits with the DELETE; a resumed run takes it from there."""
+    db = tmp_path / "app.db"
+    make_db(db)
+    before = ids(db)
+    spec = write_spec(tmp_path, "    audit_table: true\n")
+    state = f"sqlite:///{tmp_path}/state.db"
+    killer = tmp_path / "killer.py"
+    killer.write_text(STATE_KILLER.format(repo=str(REPO)))
+    args = ["run", str(spec), "--state", state, "--workers", "1"]
+    killed = subprocess.run(
+        [sys.executable, str(killer), *args], capture_output=True, text=True, timeout=120
+    )
+    assert killed.returncode == 9, killed.stderr
+    assert main(args) == 0
+    gone = before - ids(db)
+    assert len(gone) == 2000
+    [request] = StateStore(state).purges("tidy")
+    assert request["rows_deleted"] == len(gone)
+    assert sum(d["rows_deleted"] or 0 for d in request["details"]) == len(gone)
+    assert "reconciled" in [s["step"] for s in request["log"]]
+    [mirrored] = audit_in(db)
+    assert _details(mirrored) == _details(request)
+
+
 def test_max_delete_refuses_with_exit_6(tmp_path: Path) -> None:
     db = tmp_path / "app.db"
     make_db(db)
