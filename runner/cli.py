@@ -122,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
         "--out", metavar="PLAN.json", help="also save the plan for 'etlrun apply PLAN.json'"
     )
     plan.add_argument("--changed-since", metavar="GIT_REF", help="only specs changed since REF")
+    plan.add_argument(
+        "--emit-sql", metavar="DIR", help="also write each table's statements as .sql files"
+    )
+    plan.add_argument(
+        "--sql-dialects",
+        metavar="LIST",
+        help="with --emit-sql: purge and copy scripts for these dialects too (comma list or "
+        "all: postgres, mysql, sqlite, oracle, tsql, redshift, snowflake)",
+    )
     plan.add_argument("--tables", action="append", metavar="NAMES")
     plan.add_argument(
         "--detailed-exitcode", action="store_true", help="0 no changes, 2 changes pending, 1 error"
@@ -131,6 +140,11 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("job", nargs="?")
     history.add_argument(
         "--purges", action="store_true", help="the purge audit: requests, chunks, steps"
+    )
+    history.add_argument(
+        "--audit-db",
+        metavar="URL",
+        help="with --purges: read the audit tables a purge with audit_table: true keeps there",
     )
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--format", choices=("text", "json"), default="text")
@@ -513,9 +527,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from runner.apply import SavedPlan, save_job
     from runner.connectors import connect
     from runner.plan.compiler import compile
+    from runner.plan.emit_sql import emit, parse_dialects
     from runner.plan.render import to_markdown, to_mermaid, to_text
 
     tables = _split_tables(args.tables)
+    dialects = parse_dialects(args.sql_dialects)
+    if dialects and not args.emit_sql:
+        raise UsageError("--sql-dialects goes with --emit-sql DIR")
     plans, saved = [], SavedPlan()
     try:  # under --detailed-exitcode a spec error is 1 too: 2 would read "changes pending"
         files, many = _job_files(args.job, args.changed_since)
@@ -543,6 +561,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             sys.stdout.write(scrub(f"[\n{body}\n]\n"))
         else:
             sys.stdout.write(scrub("\n".join(render[args.format](p) for p in plans)))
+    if args.emit_sql:
+        written = [f for p in plans for f in emit(p, args.emit_sql, dialects)]
+        print(f"wrote {len(written)} .sql file(s) under {args.emit_sql}", file=sys.stderr)
     if args.out:
         print(
             f"saved plan: {saved.write(args.out)} (run it with: etlrun apply {args.out})",
@@ -614,6 +635,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     if args.purges:
         return _purge_history(args)
+    if args.audit_db:
+        raise UsageError("--audit-db goes with --purges")
     rows = StateStore(args.state).history(args.job, args.limit)
     if args.format == "json":
         print(json.dumps(rows, indent=2, default=str))
@@ -641,7 +664,12 @@ def _purge_history(args: argparse.Namespace) -> int:
 
     from runner.state.store import StateStore
 
-    requests = StateStore(args.state).purges(args.job, args.limit)
+    if args.audit_db:
+        from runner.state.purge_audit import read_database
+
+        requests = read_database(args.audit_db, args.job, args.limit)
+    else:
+        requests = StateStore(args.state).purges(args.job, args.limit)
     if args.format == "json":
         print(json.dumps(requests, indent=2, default=str))
         return 0

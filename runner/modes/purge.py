@@ -7,17 +7,21 @@ sha256, row count and keys -> record the file in the audit (status backed_up) ->
 those keys in one transaction -> record the rows deleted. A backup that fails or does not verify
 stops the run with exit 6 and nothing of that chunk deleted. Every attempt writes a file of its
 own, so a re-run after a kill never overwrites a backup whose rows were deleted.
+
+With ``backup: false`` (written out) a chunk is its key range's DELETE, in one transaction.
+With ``audit_table: true`` the audit is kept in the source database too (see
+:mod:`runner.state.purge_audit`).
 """
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 from sqlglot import exp
 
-from runner.connectors.base import map_driver_errors
 from runner.connectors.fs import FsConnector, read_table, row_count, sha256_of
 from runner.errors import SafetyError, TaskError
 from runner.execute.context import RunContext, TaskResult
@@ -25,6 +29,7 @@ from runner.plan.catalog import literal, quote_ident, quote_table, table_expr
 from runner.plan.compiler import TableContext
 from runner.plan.plan import TablePlan, Task
 from runner.plan.types import arrow_from_str
+from runner.state.purge_audit import Audit
 
 DEFAULT_BATCH_ROWS = 10_000
 
@@ -37,8 +42,6 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
         raise ctx.issue("purge needs 'where' (a purge without it would empty the table)")
     if ctx.key is None:
         raise ctx.issue("purge needs a primary key (declare one with primary_key:)")
-    if spec.backup is False:
-        raise ctx.issue("purge with 'backup: false' is not available yet; give a backup URL")
     if ctx.sanitize is not None:
         raise ctx.issue("purge backs up the rows as they are; sanitize rules do not apply")
     batch_rows = spec.batch_rows or DEFAULT_BATCH_ROWS
@@ -64,6 +67,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
         "dialect": d,
         "backup": spec.backup,
         "schema": schema,
+        "audit_table": bool(spec.audit_table),
     }
     tasks = [
         Task(
@@ -94,11 +98,9 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
             query = query.where(condition)
         sql = query.sql(dialect=d, identify=True)
         read_sql.append(sql)
-        shown = f"({'-inf' if lo is None else lo}, {'+inf' if hi is None else hi}]"
-        delete_sql.append(
-            f"DELETE FROM {quote_table(table, d)} WHERE {quote_ident(ctx.key, d)} IN (<the keys "
-            f"backed up>) AND ({where_sql})  -- key in {shown}"
-        )
+        delete = delete_statement(table, condition, ctx.where, d)
+        delete_sql.append(delete + ("" if spec.backup is False else KEYS_NOTE.format(
+            key=quote_ident(ctx.key, d))))  # fmt: skip
         tasks.append(
             Task(
                 f"{table}:chunk:{number:04d}",
@@ -109,6 +111,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
                 {
                     **common,
                     "select": sql,
+                    "delete": delete,
                     "chunk": number,
                     "chunks": len(ranges),
                     "bounds": [lo, hi],
@@ -136,12 +139,34 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
             "table_rows": total,
             "batch_rows": batch_rows,
             "backup": spec.backup,
+            "audit_table": bool(spec.audit_table),
             "guard": ", ".join(guard) or None,
         },
-        sql={"read": tuple(read_sql), "delete": tuple(delete_sql)},
+        sql={
+            "guard": (tasks[0].params["count"], tasks[0].params["count_all"]),
+            "read": tuple(read_sql) if spec.backup is not False else (),
+            "delete": tuple(delete_sql),
+        },
         target_exists=True,
     )
     return plan, tasks
+
+
+KEYS_NOTE = " /* AND {key} IN (the keys read back from the chunk's verified backup) */"
+"""How the plan shows a backed-up chunk's DELETE: at run time the statement is exactly this
+with the IN list in place of the comment, so rows that came to match after the backup stay."""
+
+
+def delete_statement(
+    table: str, condition: exp.Expression | None, where: exp.Expression, dialect: str
+) -> str:
+    """``DELETE FROM table WHERE (key range) AND (where)`` in ``dialect``: a chunk's delete."""
+    parts = [exp.paren(where.copy())]
+    if condition is not None:
+        parts.insert(0, exp.paren(condition.copy()))
+    return f"DELETE FROM {quote_table(table, dialect)} WHERE " + exp.and_(*parts).sql(
+        dialect=dialect, identify=True
+    )
 
 
 # --- task bodies -----------------------------------------------------------------------------
@@ -149,23 +174,34 @@ def run(task: Task, ctx: RunContext) -> TaskResult:
     return {"prepare": _guard, "chunk": _chunk, "finalize": _finalize}[task.kind](task, ctx)
 
 
-def _state(ctx: RunContext) -> Any:
-    from runner.state.store import StateStore
-
+def _audit(ctx: RunContext, p: dict[str, Any]) -> Audit:
     if not ctx.run_id:
         # the executors always pass it (Dask keeps purge chunks on driver threads for this)
         raise TaskError("a purge task needs the run's id and state store; none was given")
-    return StateStore(ctx.state_url)
+    return Audit(ctx.state_url, _engine(ctx) if p.get("audit_table") else None)
+
+
+def _engine(ctx: RunContext) -> Any:
+    engine = getattr(ctx.source, "engine", None)
+    if engine is None:
+        raise TaskError(f"purge cannot delete in {ctx.source.display_url}")
+    return engine
 
 
 def _guard(task: Task, ctx: RunContext) -> TaskResult:
     p = task.params
     matching = int(str(ctx.source.scalar(p["count"]) or 0))
     total = int(str(ctx.source.scalar(p["count_all"]) or 0))
-    state = _state(ctx)
+    audit = _audit(ctx, p)
     try:
-        state.purge_started(ctx.run_id, p["job"], p["table"], p["where"], matching)
-        state.purge_step(ctx.run_id, p["table"], "guard", f"{matching} of {total} rows match")
+        audit.started(ctx.run_id, p["job"], p["table"], p["where"], matching)
+        fixed = audit.reconcile(ctx.run_id, p["table"])
+        if fixed:
+            audit.step(
+                ctx.run_id, p["table"], "reconciled",
+                f"{fixed} chunk(s) deleted before the run was killed, as the source recorded",
+            )  # fmt: skip
+        audit.step(ctx.run_id, p["table"], "guard", f"{matching} of {total} rows match")
         limit, pct = p.get("max_delete"), p.get("max_delete_pct")
         refused = None
         if limit is not None and matching > limit:
@@ -176,34 +212,33 @@ def _guard(task: Task, ctx: RunContext) -> TaskResult:
                 f"max_delete_pct {pct}"
             )
         if refused:
-            state.purge_step(ctx.run_id, p["table"], "refused", refused)
-            state.purge_finished(ctx.run_id, p["table"], "refused")
+            audit.step(ctx.run_id, p["table"], "refused", refused)
+            audit.finished(ctx.run_id, p["table"], "refused")
             raise SafetyError(f"purge of {p['table']} refused: {refused}; nothing was deleted")
     finally:
-        state.close()
+        audit.close()
     return TaskResult(extra={"matching": matching})
 
 
 def _keys_sql(p: dict[str, Any], keys: list[Any]) -> str:
-    values = [literal(k) for k in keys]
+    """The chunk's range DELETE, restricted to exactly the keys in its verified backup."""
     column = exp.column(p["key"], quoted=True)
-    condition = exp.In(this=column, expressions=values)
-    where = exp.and_(condition, exp.paren(exp.condition(p["where"], dialect=p["dialect"])))
-    return f"DELETE FROM {quote_table(p['table'], p['dialect'])} WHERE " + where.sql(
-        dialect=p["dialect"], identify=True
-    )
+    keys_in = exp.In(this=column, expressions=[literal(k) for k in keys])
+    return f"{p['delete']} AND {keys_in.sql(dialect=p['dialect'], identify=True)}"
 
 
 def _chunk(task: Task, ctx: RunContext) -> TaskResult:
     p = task.params
     ctx.check_cancel()
+    if p["backup"] is False:
+        return _chunk_without_backup(task, ctx)
     schema = pa.schema([(name, arrow_from_str(typ)) for name, typ in p["schema"]])
     batches = list(ctx.source.read(p["select"], schema, ctx.batch_rows))
     table = pa.Table.from_batches(batches, schema=schema)
-    state = _state(ctx)
+    audit = _audit(ctx, p)
     try:
         if table.num_rows == 0:
-            state.purge_step(ctx.run_id, p["table"], "chunk", f"chunk {p['chunk']}: no rows")
+            audit.step(ctx.run_id, p["table"], "chunk", f"chunk {p['chunk']}: no rows")
             return TaskResult()
         keys = table.column(p["key"]).to_pylist()
         path = (
@@ -216,6 +251,7 @@ def _chunk(task: Task, ctx: RunContext) -> TaskResult:
                 written = store.write_file(path, "parquet", schema, table.to_batches())
                 data = store.read_bytes(path)
             except Exception as exc:
+                audit.step(ctx.run_id, p["table"], "backup_failed", f"chunk {p['chunk']}: {exc}")
                 raise SafetyError(
                     f"purge of {p['table']} chunk {p['chunk']}: the backup failed ({exc}); "
                     "nothing of this chunk was deleted"
@@ -231,56 +267,79 @@ def _chunk(task: Task, ctx: RunContext) -> TaskResult:
         if back.column(p["key"]).to_pylist() != keys:
             problems.append("keys differ")
         if problems:
-            state.purge_step(ctx.run_id, p["table"], "verify_failed", ", ".join(problems))
+            audit.step(ctx.run_id, p["table"], "verify_failed", ", ".join(problems))
             raise SafetyError(
                 f"purge of {p['table']} chunk {p['chunk']}: the backup {path} does not verify "
                 f"({', '.join(problems)}); nothing of this chunk was deleted"
             )
         lo, hi = min(k for k in keys if k is not None), max(k for k in keys if k is not None)
-        state.purge_backed_up(
+        backup_file = file_url(store.display_url, path)
+        audit.backed_up(
             ctx.run_id,
             p["table"],
             p["chunk"],
-            {"backup_file": f"{store.display_url.rstrip('/')}/{path}", "key_lo": str(lo),
-             "key_hi": str(hi), "rows_backed_up": table.num_rows, "sha256": written.sha256},
+            {"backup_file": backup_file, "key_lo": str(lo), "key_hi": str(hi),
+             "rows_backed_up": table.num_rows, "sha256": written.sha256},
         )  # fmt: skip
         ctx.check_cancel()
-        deleted = _delete(ctx, _keys_sql(p, keys))
-        state.purge_deleted(
-            ctx.run_id, p["table"], f"{store.display_url.rstrip('/')}/{path}", deleted
-        )
-        state.purge_step(
+        deleted = _delete(ctx, audit, p, _keys_sql(p, keys), backup_file)
+        audit.step(
             ctx.run_id,
             p["table"],
             "deleted",
             f"chunk {p['chunk']}: {deleted} rows, keys {lo}..{hi}",
         )
     finally:
-        state.close()
+        audit.close()
     return TaskResult(rows=deleted, bytes=written.size)
 
 
-def _delete(ctx: RunContext, sql: str) -> int:
-    """Run the DELETE in one transaction; the rows it deleted."""
-    engine = getattr(ctx.source, "engine", None)
-    if engine is None:
-        raise TaskError(f"purge cannot delete in {ctx.source.display_url}")
-    with map_driver_errors(f"deleting from {ctx.source.display_url}"), engine.begin() as conn:
-        # no bound parameters: a % in a value or name must not read as a placeholder
-        text = sql.replace("%", "%%") if ctx.source.placeholder == "%s" else sql
-        result = conn.exec_driver_sql(text)
-        return int(result.rowcount or 0)
+def file_url(folder_url: str, path: str) -> str:
+    """The URL of ``path`` under the store at ``folder_url``, its query (``?endpoint_url=``,
+    ``?known_hosts=``) kept at the end where it belongs."""
+    parts = urlsplit(folder_url)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{path}"))
+
+
+def _chunk_without_backup(task: Task, ctx: RunContext) -> TaskResult:
+    """``backup: false``: the chunk's range DELETE, recorded in its own transaction's audit."""
+    p = task.params
+    lo, hi = p["bounds"]
+    audit = _audit(ctx, p)
+    try:
+        record = f"(no backup) {ctx.run_id} {p['table']} chunk {p['chunk']} {uuid.uuid4().hex[:8]}"
+        detail = {"chunk": p["chunk"], "backup_file": record, "rows_backed_up": 0, "sha256": "",
+                  "key_lo": None if lo is None else str(lo),
+                  "key_hi": None if hi is None else str(hi)}  # fmt: skip
+        deleted = _delete(ctx, audit, p, p["delete"], record, detail)
+        audit.step(
+            ctx.run_id, p["table"], "deleted",
+            f"chunk {p['chunk']}: {deleted} rows, no backup (backup: false)",
+        )  # fmt: skip
+    finally:
+        audit.close()
+    return TaskResult(rows=deleted)
+
+
+def _delete(
+    ctx: RunContext, audit: Audit, p: dict[str, Any], sql: str, backup_file: str,
+    detail: dict[str, Any] | None = None,
+) -> int:  # fmt: skip
+    """Run the DELETE in one transaction (with its audit row, under ``audit_table``)."""
+    # no bound parameters: a % in a value or name must not read as a placeholder
+    text = sql.replace("%", "%%") if ctx.source.placeholder == "%s" else sql
+    return audit.delete(_engine(ctx), text, ctx.run_id, p["table"], backup_file, detail)
 
 
 def _finalize(task: Task, ctx: RunContext) -> TaskResult:
     p = task.params
-    state = _state(ctx)
+    audit = _audit(ctx, p)
     try:
         deleted = sum(
             r.rows for tid, r in ctx.results.items() if tid.startswith(f"{task.table}:chunk:")
         )
-        state.purge_step(ctx.run_id, p["table"], "finished", f"{deleted} rows deleted")
-        state.purge_finished(ctx.run_id, p["table"], "succeeded")
+        audit.step(ctx.run_id, p["table"], "finished", f"{deleted} rows deleted")
+        audit.finished(ctx.run_id, p["table"], "succeeded")
     finally:
-        state.close()
+        audit.close()
     return TaskResult(extra={"deleted": deleted})

@@ -7,6 +7,7 @@ import re
 from runner.execute.progress import human_bytes
 from runner.plan.plan import Plan, TablePlan
 from runner.sanitize._plan import report_text
+from runner.secrets import mask_url
 
 
 def _range(lo: object, hi: object) -> str:
@@ -39,6 +40,8 @@ def _table_text(table: TablePlan, plan: Plan) -> list[str]:
         action = table.options["if_exists"]
     if table.mode == "incremental" and table.target_exists:
         action = "merge"
+    if table.mode == "purge":
+        action = "delete"
     lines = [
         f"table {table.source} -> {table.target}  [{table.mode}, {action}]",
         f"  ~{table.rows:,} rows, ~{human_bytes(table.bytes)}, "
@@ -71,6 +74,13 @@ def _table_text(table: TablePlan, plan: Plan) -> list[str]:
         lines.append(
             f"  ~{table.rows:,} rows to insert or update, merged by "
             f"{', '.join(o['merge_key'])}; NULL cursors re-read"
+        )
+    if table.mode == "purge":
+        o = table.options
+        backup = "none (backup: false)" if o["backup"] is False else mask_url(o["backup"])
+        lines.append(
+            f"  ~{o['matching_rows']:,} of {o['table_rows']:,} rows match; backup {backup}; "
+            f"guard {o['guard'] or 'none'}"
         )
     sanitize = table.options.get("sanitize")
     if sanitize:  # column -> Safe Harbor class -> rule, for every column the table has

@@ -376,10 +376,11 @@ class TableOptions(_Model):
     delete: bool | None = None
     """sync: delete target rows the source no longer has (default true)."""
     max_delete: Annotated[int, Field(ge=0)] | None = None
-    """sync: refuse (exit 6) a run that would delete more rows than this (default: no limit)."""
+    """sync, purge: refuse (exit 6) a run that would delete more rows than this (default: no
+    limit)."""
     max_delete_pct: Annotated[float, Field(ge=0, le=100)] | None = None
-    """sync: refuse (exit 6) a run that would delete more than this percentage of the target's
-    rows (default 50)."""
+    """sync, purge: refuse (exit 6) a run that would delete more than this percentage of the
+    table's rows (sync default 50; purge default: no limit)."""
     keep_backups: Annotated[int, Field(ge=0)] | None = None
     """bulk: how many earlier versions of the target to keep as <table>__prev_<n> (default 1)."""
     format: Literal["parquet", "csv", "jsonl"] | None = None
@@ -401,6 +402,10 @@ class TableOptions(_Model):
     batch_rows: Annotated[int, Field(gt=0)] | None = None
     """purge: rows per chunk (backed up, verified, deleted in one transaction); default 10000,
     so no lock is held long."""
+    audit_table: bool | None = None
+    """purge: also keep the audit trail (etlrun_purge_requests, etlrun_purge_details,
+    etlrun_purge_log) in the source database, each chunk's row written in its DELETE's
+    transaction (default false: the state store only)."""
     sanitize: dict[str, SanitizeRule] | None = None
     """Column -> rule, applied in flight before anything is written (e.g. {ssn: drop,
     phone: {mask: {keep_last: 4}}}). Under defaults: they apply to every table that has the
@@ -597,7 +602,7 @@ class Job(_Model):
         owners = {
             "strategy": "incremental", "cursor": "incremental", "lookback": "incremental",
             "max_shrink_pct": "bulk", "allow_empty": "bulk", "keep_backups": "bulk",
-            "delete": "sync", "max_delete_pct": "sync",
+            "delete": "sync",
         }  # fmt: skip
         problems = []
         for index, raw in enumerate(self.tables):
@@ -632,7 +637,12 @@ class Job(_Model):
         problems = []
         for index, raw in enumerate(self.tables):
             table = self.resolve(raw)
-            own = ("backup", "batch_rows")
+            own = ("backup", "batch_rows", "audit_table")
+            if "max_delete_pct" in raw.model_fields_set and table.mode not in ("sync", "purge"):
+                problems.append(
+                    f"tables[{index}].max_delete_pct: 'max_delete_pct' is an option of modes "
+                    f"sync and purge, but this table's mode is {table.mode}"
+                )
             for key in own:
                 if key in raw.model_fields_set and table.mode != "purge":
                     problems.append(

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from runner.connectors.base import map_driver_errors
 from runner.errors import LockedError
 from runner.secrets import mask_url, scrub
+from runner.state import purge_audit
 
 DEFAULT_URL = "sqlite:///.etlrun/state.db"
 
@@ -518,105 +519,31 @@ class StateStore:
                     ],
                 )  # fmt: skip
 
-    # --- the purge audit -------------------------------------------------------------------
+    # --- the purge audit (runner/state/purge_audit.py) ------------------------------------
     def purge_started(self, run_id: str, job: str, table: str, where: str, planned: int) -> None:
         with self.engine.begin() as conn:
-            found = conn.execute(
-                sa.select(purge_requests.c.run_id).where(
-                    purge_requests.c.run_id == run_id, purge_requests.c.table_name == table
-                )
-            ).first()
-            if found is None:
-                conn.execute(
-                    purge_requests.insert().values(
-                        run_id=run_id,
-                        table_name=table,
-                        job=job,
-                        where_sql=where,
-                        rows_planned=planned,
-                        rows_deleted=0,
-                        status="running",
-                        started_at=now(),
-                    )
-                )
-            else:  # a resumed purge
-                conn.execute(
-                    purge_requests.update()
-                    .where(purge_requests.c.run_id == run_id, purge_requests.c.table_name == table)
-                    .values(status="running", finished_at=None)
-                )
+            purge_audit.started(conn, run_id, job, table, where, planned)
 
     def purge_backed_up(self, run_id: str, table: str, chunk: int, detail: dict[str, Any]) -> None:
-        """A chunk's backup is written and verified: recorded before anything is deleted."""
         with self.engine.begin() as conn:
-            conn.execute(
-                purge_details.insert().values(
-                    run_id=run_id,
-                    table_name=table,
-                    chunk=chunk,
-                    status="backed_up",
-                    backed_up_at=now(),
-                    **detail,
-                )
-            )
+            purge_audit.backed_up(conn, run_id, table, chunk, detail)
 
     def purge_deleted(self, run_id: str, table: str, backup_file: str, rows: int) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                purge_details.update()
-                .where(purge_details.c.backup_file == backup_file)
-                .values(status="deleted", rows_deleted=rows, deleted_at=now())
-            )
-            conn.execute(
-                purge_requests.update()
-                .where(purge_requests.c.run_id == run_id, purge_requests.c.table_name == table)
-                .values(rows_deleted=purge_requests.c.rows_deleted + rows)
-            )
+            purge_audit.deleted(conn, run_id, table, backup_file, rows)
 
     def purge_finished(self, run_id: str, table: str, status: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                purge_requests.update()
-                .where(purge_requests.c.run_id == run_id, purge_requests.c.table_name == table)
-                .values(status=status, finished_at=now())
-            )
+            purge_audit.finished(conn, run_id, table, status)
 
     def purge_step(self, run_id: str, table: str, step: str, message: str = "") -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                purge_log.insert().values(
-                    run_id=run_id, table_name=table, at=now(), step=step, message=scrub(message)
-                )
-            )
+            purge_audit.step(conn, run_id, table, step, message)
 
     def purges(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Purge requests, newest first, each with its chunk details and step log."""
-        query = sa.select(purge_requests).order_by(purge_requests.c.started_at.desc())
-        if job:
-            query = query.where(purge_requests.c.job == job)
         with self.engine.connect() as conn:
-            requests = [dict(r._mapping) for r in conn.execute(query.limit(limit))]
-            for request in requests:
-                key = (request["run_id"], request["table_name"])
-                request["details"] = [
-                    dict(r._mapping)
-                    for r in conn.execute(
-                        sa.select(purge_details)
-                        .where(purge_details.c.run_id == key[0])
-                        .where(purge_details.c.table_name == key[1])
-                        .order_by(purge_details.c.chunk, purge_details.c.backed_up_at)
-                    )
-                ]
-                request["log"] = [
-                    dict(r._mapping)
-                    for r in conn.execute(
-                        sa.select(purge_log)
-                        .where(purge_log.c.run_id == key[0])
-                        .where(purge_log.c.table_name == key[1])
-                        .order_by(purge_log.c.id)
-                    )
-                ]
-        return requests
+            return purge_audit.read(conn, job, limit)
 
     # --- reading back ---------------------------------------------------------------------
     def history(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

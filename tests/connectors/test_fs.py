@@ -81,6 +81,8 @@ class _Full:
         return int(self.inner.write(data))
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # looked up before __init__ ran (copy, pickle): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def __enter__(self) -> _Full:

@@ -116,7 +116,17 @@ def test_retention_keeps_the_newest(tmp_path: Path) -> None:
     assert len(data_files) == 4  # two tables x two backups
 
 
+PURGE_AFTER = """job: tidy
+source: {source}
+target: {source}
+tables:
+  - {{name: items, mode: purge, where: "id > 0", backup: "file://{root}/purged/"}}
+"""
+
+
 def test_full_disk_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A size-limited fsspec file system (every open file fails with ENOSPC once the disk's
+    budget is spent); a real tmpfs is the test below."""
     import runner.connectors.fs as fs_module
 
     source = make_source(tmp_path / "src.db", rows=5000)
@@ -127,17 +137,105 @@ def test_full_disk_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     [previous] = manifests(root)
     before = {p for p in root.rglob("*") if p.is_file()}
 
-    monkeypatch.setattr(
-        fs_module, "filesystem", lambda url: (full_disk_filesystem(20_000), str(root))
-    )
+    disk = full_disk_filesystem(20_000)  # one disk, shared by every connection to it
+    monkeypatch.setattr(fs_module, "filesystem", lambda url: (disk, str(root)))
     assert main(["run", str(spec), "--state", state, "--fresh"]) == 1
+    # a purge whose backup goes to the full disk refuses, deleting nothing
+    purge = tmp_path / "tidy.yaml"
+    purge.write_text(PURGE_AFTER.format(source=source, root=root))
+    assert main(["run", str(purge), "--state", state]) == 6
     monkeypatch.undo()
+    with sqlite3.connect(tmp_path / "src.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 5000
     assert manifests(root) == [previous]  # no manifest for the failed backup
     after = {p for p in root.rglob("*") if p.is_file()}
     new = after - before
     # no file of the failed run under a final name: only hidden parts it had completed
     assert all(p.name.startswith(".etlrun") for p in new), new
     verify(open_manifest(str(previous)))
+
+
+TMPFS_DRIVER = """
+import json, sqlite3, sys
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from runner.cli import main
+from runner.restore import open_manifest, verify
+
+tmp, root = Path({tmp!r}), Path({root!r})
+state = f"sqlite:///{{tmp}}/state.db"
+out = {{}}
+out["first"] = main(["run", {spec!r}, "--state", state])
+out["manifests"] = sorted(str(p) for p in root.rglob("manifest-*.json"))
+before = {{str(p) for p in root.rglob("*") if p.is_file()}}
+with sqlite3.connect(tmp / "src.db") as conn:  # now more than the disk holds
+    conn.executemany(
+        "INSERT INTO items (id, name) VALUES (?, ?)",
+        [(i, __import__("os").urandom(200).hex()) for i in range(10_001, 12_001)],
+    )
+out["second"] = main(["run", {spec!r}, "--state", state, "--fresh"])
+out["purge"] = main(["run", {purge!r}, "--state", state])
+out["after_manifests"] = sorted(str(p) for p in root.rglob("manifest-*.json"))
+out["new"] = sorted({{str(p) for p in root.rglob("*") if p.is_file()}} - before)
+out["verified"] = verify(open_manifest(out["manifests"][0]))
+with sqlite3.connect(tmp / "src.db") as conn:
+    out["items"] = conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+(tmp / "result.json").write_text(json.dumps(out))
+"""
+
+
+def _unshare_works() -> str | None:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return "no unshare(1)"
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=65536 tmpfs /mnt"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode:
+        return f"cannot mount a tmpfs in a user namespace here: {probe.stderr.strip()}"
+    return None
+
+
+def test_full_disk_on_a_real_tmpfs(tmp_path: Path) -> None:
+    """The same on a real full disk: a 256 KiB tmpfs, mounted in a private mount namespace
+    (``unshare -rm``, no privileges needed), with the whole scenario run inside it."""
+    import subprocess
+    import sys
+
+    problem = _unshare_works()
+    if problem:
+        pytest.skip(problem)  # the size-limited file system test above still runs
+    source = make_source(tmp_path / "src.db", rows=200)
+    root = tmp_path / "backups"
+    root.mkdir()
+    spec = write_spec(tmp_path, source, f"file://{root}/")
+    purge = tmp_path / "tidy.yaml"
+    purge.write_text(PURGE_AFTER.format(source=source, root=root))
+    driver = tmp_path / "driver.py"
+    repo = str(Path(__file__).resolve().parents[2])
+    driver.write_text(
+        TMPFS_DRIVER.format(repo=repo, tmp=str(tmp_path), root=str(root), spec=str(spec),
+                            purge=str(purge))
+    )  # fmt: skip
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c",
+         f"mount -t tmpfs -o size=262144 tmpfs '{root}' && exec '{sys.executable}' '{driver}'"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads((tmp_path / "result.json").read_text())
+    assert out["first"] == 0 and len(out["manifests"]) == 1
+    assert out["second"] == 1, done.stderr[-3000:]  # No space left on device
+    assert "No space left on device" in done.stderr
+    assert out["purge"] == 6  # its backup cannot be written: nothing deleted
+    assert out["items"] == 2200
+    assert out["after_manifests"] == out["manifests"]
+    assert all(Path(p).name.startswith(".etlrun") for p in out["new"]), out["new"]
+    assert out["verified"] == {"items": 200, "tags": 50}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,30 @@
+-- etlrun plan --emit-sql: job mirror, copy of items as a script for postgres
+-- rendered by sqlglot from the plan (live: sqlite, plan bab587c1b6baf06c); key ranges (lo, hi] by id
+-- source and target tables in one database (or the source reachable by name)
+
+-- prepare: a fresh staging table
+DROP TABLE IF EXISTS "items__etlrun_stage";
+CREATE TABLE "items__etlrun_stage" ("id" BIGINT NOT NULL, "name" TEXT, "price" DECIMAL(10, 2), "seen" TIMESTAMP(6), "data" BYTEA, PRIMARY KEY ("id"));
+
+-- chunk 1 of 3: key in (-inf, 336]
+BEGIN;
+DELETE FROM "items__etlrun_stage" WHERE ("id" <= 336) OR "id" IS NULL;
+INSERT INTO "items__etlrun_stage" ("id", "name", "price", "seen", "data") SELECT "id", "name", "price", "seen", "data" FROM "items" WHERE (("id" <= 336) OR "id" IS NULL) AND ("price" > 1);
+COMMIT;
+
+-- chunk 2 of 3: key in (336, 668]
+BEGIN;
+DELETE FROM "items__etlrun_stage" WHERE "id" > 336 AND "id" <= 668;
+INSERT INTO "items__etlrun_stage" ("id", "name", "price", "seen", "data") SELECT "id", "name", "price", "seen", "data" FROM "items" WHERE ("id" > 336 AND "id" <= 668) AND ("price" > 1);
+COMMIT;
+
+-- chunk 3 of 3: key in (668, +inf]
+BEGIN;
+DELETE FROM "items__etlrun_stage" WHERE "id" > 668;
+INSERT INTO "items__etlrun_stage" ("id", "name", "price", "seen", "data") SELECT "id", "name", "price", "seen", "data" FROM "items" WHERE ("id" > 668) AND ("price" > 1);
+COMMIT;
+
+-- finalize: the staging table replaces the target
+BEGIN;
+ALTER TABLE "items__etlrun_stage" RENAME TO "items";
+COMMIT;
