@@ -1,0 +1,186 @@
+"""The per-file state of file jobs (table ``etlrun_files``), and their run records.
+
+One row per source file a job has copied, checked or locked: its size, mtime and checksum at
+that time (the cache that spares re-reading an unchanged file), where it went, when, and its
+code: 0 copy, 1 copy if changed (what a copy leaves), 2 locked (never copied again).
+
+A copied file's row and its task row (what ``etlrun show`` lists) are written in one
+transaction right after the file is renamed into place, so a killed run leaves the state
+matching the target, and the next run does not send that file again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from runner.files.match import matches
+from runner.secrets import scrub
+from runner.state.store import StateStore, files, now, runs, tasks
+
+COPY, IF_CHANGED, LOCKED = 0, 1, 2
+CODES = {COPY: "copy", IF_CHANGED: "copy-if-changed", LOCKED: "locked"}
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    size: int | None
+    mtime: float | None
+    algo: str | None
+    checksum: str | None
+    remote_path: str | None
+    target_size: int | None
+    copied_at: datetime | None
+    run_id: str | None
+    code: int
+    updated_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "state": CODES.get(self.code, str(self.code))}
+
+
+def rows(store: StateStore, job: str) -> dict[str, FileRow]:
+    with store.engine.connect() as conn:
+        found = conn.execute(sa.select(files).where(files.c.job == job)).mappings()
+        return {r["path"]: FileRow(**{k: v for k, v in r.items() if k != "job"}) for r in found}
+
+
+def _put(conn: Any, job: str, row: FileRow) -> None:
+    key = (files.c.job == job) & (files.c.path == row.path)
+    conn.execute(files.delete().where(key))
+    values = {**row.__dict__, "updated_at": now()}
+    conn.execute(files.insert().values(job=job, **values))
+
+
+def _task(
+    conn: Any,
+    run_id: str,
+    task_id: str,
+    status: str,
+    nbytes: int,
+    seconds: float,
+    error: str = "",
+    count: int = 1,
+) -> None:
+    """One file's task row; ``count`` (rows) is 1 for a file copied, 0 for a delete."""
+    task_id = task_id if len(task_id) <= 512 else task_id[:500] + "..." + task_id[-9:]
+    values = {
+        "status": status,
+        "rows": count if status == "done" else 0,
+        "bytes": nbytes,
+        "seconds": round(seconds, 3),
+        "attempts": 1,
+        "error": scrub(error) if error else None,
+        "finished_at": now(),
+    }
+    key = (tasks.c.run_id == run_id) & (tasks.c.task_id == task_id)
+    if not conn.execute(tasks.update().where(key).values(**values)).rowcount:
+        attempt = conn.execute(sa.select(runs.c.attempts).where(runs.c.run_id == run_id)).scalar()
+        conn.execute(
+            tasks.insert().values(
+                run_id=run_id,
+                task_id=task_id,
+                table_name="files",
+                kind="file",
+                run_attempt=attempt or 1,
+                started_at=now(),
+                **values,
+            )
+        )
+
+
+def record_copy(
+    store: StateStore,
+    job: str,
+    run_id: str,
+    action: str,
+    row: FileRow,
+    seconds: float,
+) -> None:
+    """A file is in place on the target: its state row and its task, in one transaction."""
+    with store.engine.begin() as conn:
+        _put(conn, job, row)
+        _task(conn, run_id, f"{action}:{row.path}", "done", row.size or 0, seconds)
+
+
+def record_failure(store: StateStore, run_id: str, action: str, path: str, error: str) -> None:
+    with store.engine.begin() as conn:
+        _task(conn, run_id, f"{action}:{path}", "failed", 0, 0.0, error)
+
+
+def record_delete(store: StateStore, job: str, run_id: str, path: str, remote: str) -> None:
+    """The target file is gone: so is the state row of its source file."""
+    with store.engine.begin() as conn:
+        conn.execute(files.delete().where((files.c.job == job) & (files.c.path == path)))
+        _task(conn, run_id, f"delete:{remote}", "done", 0, 0.0, count=0)
+
+
+def put(store: StateStore, job: str, new: list[FileRow]) -> None:
+    """Write rows without a run (``check --update-state``, a touched but unchanged file)."""
+    if not new:
+        return
+    with store.engine.begin() as conn:
+        for row in new:
+            _put(conn, job, row)
+
+
+def set_code(
+    store: StateStore, job: str, pattern: str, code: int, known: list[str]
+) -> tuple[list[str], list[str]]:
+    """Give every file of ``job`` matching ``pattern`` the ``code``; ``known`` are source paths
+    to add a row for when they have none (a file locked before it was ever copied).
+
+    Returns the paths that matched and the paths whose code changed.
+    """
+    matched, changed = [], []
+    with store.engine.begin() as conn:
+        have = {
+            r.path: r
+            for r in conn.execute(sa.select(files.c.path, files.c.code).where(files.c.job == job))
+        }
+        for path in sorted(set(have) | set(known)):
+            if not matches(pattern, path):
+                continue
+            matched.append(path)
+            if path in have:
+                if have[path].code == code:
+                    continue
+                conn.execute(
+                    files.update()
+                    .where((files.c.job == job) & (files.c.path == path))
+                    .values(code=code, updated_at=now())
+                )
+            elif code == LOCKED:
+                conn.execute(files.insert().values(job=job, path=path, code=code, updated_at=now()))
+            else:
+                continue  # unlocking a file with no row: it is copied anyway
+            changed.append(path)
+    return matched, changed
+
+
+def finish(store: StateStore, run_id: str, status: str, exit_code: int, error: str | None) -> None:
+    """Close the run record: ``rows`` counts the files copied, ``bytes`` their bytes."""
+    with store.engine.begin() as conn:
+        done = (tasks.c.run_id == run_id) & (tasks.c.kind == "file") & (tasks.c.status == "done")
+        count, nbytes = conn.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(tasks.c.rows), 0),
+                sa.func.coalesce(sa.func.sum(tasks.c.bytes), 0),
+            ).where(done)
+        ).one()
+        conn.execute(
+            runs.update()
+            .where(runs.c.run_id == run_id)
+            .values(
+                status=status,
+                finished_at=now(),
+                exit_code=exit_code,
+                error=scrub(error) if error else None,
+                rows=count,
+                bytes=nbytes,
+            )
+        )
