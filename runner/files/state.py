@@ -68,25 +68,27 @@ def _task(
 ) -> None:
     """One file's task row; ``count`` (rows) is 1 for a file copied, 0 for a delete."""
     task_id = task_id if len(task_id) <= 512 else task_id[:500] + "..." + task_id[-9:]
+    # which attempt of the run did the work: `etlrun show` tells resumed files apart
+    attempt = conn.execute(sa.select(runs.c.attempts).where(runs.c.run_id == run_id)).scalar()
     values = {
         "status": status,
         "rows": count if status == "done" else 0,
         "bytes": nbytes,
         "seconds": round(seconds, 3),
-        "attempts": 1,
         "error": scrub(error) if error else None,
         "finished_at": now(),
+        "run_attempt": attempt or 1,
     }
     key = (tasks.c.run_id == run_id) & (tasks.c.task_id == task_id)
-    if not conn.execute(tasks.update().where(key).values(**values)).rowcount:
-        attempt = conn.execute(sa.select(runs.c.attempts).where(runs.c.run_id == run_id)).scalar()
+    tried = tasks.c.attempts + 1
+    if not conn.execute(tasks.update().where(key).values(attempts=tried, **values)).rowcount:
         conn.execute(
             tasks.insert().values(
                 run_id=run_id,
                 task_id=task_id,
                 table_name="files",
                 kind="file",
-                run_attempt=attempt or 1,
+                attempts=1,
                 started_at=now(),
                 **values,
             )

@@ -71,7 +71,12 @@ def copy_file(
         name = target.temp_name(target_path, temp_tag) if target.atomic_rename else target_path
         try:
             with target.open_write(name) as out, source.open_read(path) as f:
-                while chunk := f.read(CHUNK):
+                # no more than the size stat'ed: a file that grows while it is read (a log, a
+                # running measurement) would otherwise be chased forever
+                while sent < before.size:
+                    chunk = f.read(min(CHUNK, before.size - sent))
+                    if not chunk:
+                        break  # it shrank: seen below
                     if stopped():
                         raise Stopped
                     out.write(chunk)
