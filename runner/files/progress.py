@@ -145,13 +145,13 @@ def summary_table(result: FileRunResult) -> Table:
         if busy:
             moved.files += tally.files
             moved.bytes += tally.bytes
-    rate = moved.bytes / result.seconds if result.seconds else 0
+    overall = moved.bytes / result.seconds if result.seconds else 0
     table.add_row(
         "sent",
         f"{moved.files:,}",
         human_bytes(moved.bytes),
         f"{result.seconds:.2f}",
-        f"{human_bytes(rate)}/s",
+        f"{human_bytes(overall)}/s",
         style="bold",
     )
     return table
