@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from runner.execute.progress import human_bytes
 from runner.files import state as fstate
 from runner.files.match import selected
-from runner.files.plan import entry_folders
+from runner.files.plan import entry_folders, read_state
 from runner.files.store import FileStore, Stat
 from runner.spec.models import Job
 from runner.state.store import StateStore
@@ -61,8 +61,9 @@ class CheckResult:
 
 
 def check(job: Job, state_url: str | None, update_state: bool = False) -> CheckResult:
-    store = StateStore(state_url)
-    rows = fstate.rows(store, job.name)
+    # without --update-state nothing is written: a store that does not exist is not made
+    store = StateStore(state_url) if update_state else read_state(state_url)
+    rows = fstate.rows(store, job.name) if store is not None else {}
     source, target = FileStore(job.source), FileStore(job.target)
     try:
         source.connect()
@@ -125,7 +126,7 @@ def check(job: Job, state_url: str | None, update_state: bool = False) -> CheckR
         with ThreadPoolExecutor(max_workers=max(1, job.workers)) as pool:
             compared = list(pool.map(compare, pairs))
         result = CheckResult(job.name, [e.compare for e in job.files or []], compared + extra, 0, 0)
-        if update_state:
+        if update_state and store is not None:
             _update(store, job, result, rows, target)
         return result
     finally:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from runner.connectors.fs import TEMP_PREFIX
 from runner.errors import TaskError
@@ -30,6 +32,9 @@ from runner.files.match import selected
 from runner.files.state import COPY, LOCKED, FileRow
 from runner.files.store import FileStore, Stat
 from runner.spec.models import Job
+
+if TYPE_CHECKING:
+    from runner.state.store import StateStore
 
 ACTIONS = ("copy", "update", "delete", "locked", "unchanged")
 """Everything a plan can say about a file; the first three are changes."""
@@ -108,6 +113,16 @@ class FilePlan:
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def read_state(url: str | None) -> StateStore | None:
+    """The state store at ``url`` to read, or None when it does not exist (not created)."""
+    from runner.state.store import DEFAULT_URL, StateStore
+
+    url = url or os.environ.get("ETLRUN_STATE") or DEFAULT_URL
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    return StateStore(url)
 
 
 def entry_folders(job: Job, index: int) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from runner.errors import EtlrunError, InterruptedError_, SafetyError
 from runner.files import state as fstate
-from runner.files.plan import FileAction, FilePlan, make_plan
+from runner.files.plan import FileAction, FilePlan, make_plan, read_state
 from runner.files.progress import FileProgress, FileRunResult, summary_table
 from runner.files.store import FileStore
 from runner.files.transfer import Stopped, copy_file
@@ -46,7 +46,7 @@ def spec_hash(job: Job) -> str:
 def plan_job(job: Job, state_url: str | None) -> FilePlan:
     """The plan of a file job (``etlrun plan``): reads the stores and the state, writes
     nothing; a state store that does not exist yet is not created."""
-    store = _read_state(state_url)
+    store = read_state(state_url)
     source, target = FileStore(job.source), FileStore(job.target)
     try:
         source.connect()
@@ -56,18 +56,6 @@ def plan_job(job: Job, state_url: str | None) -> FilePlan:
     finally:
         source.close()
         target.close()
-
-
-def _read_state(url: str | None) -> StateStore | None:
-    import os
-    from pathlib import Path
-
-    from runner.state.store import DEFAULT_URL
-
-    url = url or os.environ.get("ETLRUN_STATE") or DEFAULT_URL
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return None
-    return StateStore(url)
 
 
 class _Signals:

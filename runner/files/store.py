@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import re
 import stat as stat_mode
 import uuid
 from collections.abc import Iterator
@@ -35,7 +36,9 @@ CHUNK = 1 << 20
 class Stat:
     size: int
     mtime: float
-    """Seconds since the epoch (nanosecond precision where the store keeps it)."""
+    """Seconds since the epoch (what the state keeps; a float holds ~0.2 us at today's dates)."""
+    mtime_ns: int | None = None
+    """The exact nanoseconds, where the store has them (local files)."""
 
 
 @dataclass
@@ -50,6 +53,21 @@ def new_hash(algo: str) -> Any:
     if algo == "md5":  # a change detector here, not a security measure
         return hashlib.md5(usedforsecurity=False)
     return hashlib.new(algo)
+
+
+def local_root(url: str) -> str:
+    """The folder of a ``file://`` URL: ``file:///data/raw`` is /data/raw, ``file://data/raw``
+    data/raw (relative), ``file:///C:/data`` C:/data (Windows).
+
+    Example:
+        >>> local_root("file:///data/raw/"), local_root("file://data/raw"), local_root("file:///C:/x")
+        ('/data/raw', 'data/raw', 'C:/x')
+    """
+    parts = urlsplit(url)
+    path = unquote(parts.netloc + parts.path)
+    if re.match(r"^/[A-Za-z]:", path):
+        path = path[1:]
+    return path.rstrip("/") or "/"
 
 
 def _mtime(info: dict[str, Any]) -> float:
@@ -76,8 +94,7 @@ class FileStore:
         self._connector: FsConnector | None = None
         self._fs: Any = None
         if self.kind == "file":
-            parts = urlsplit(url)
-            self.root = unquote(parts.netloc + parts.path).rstrip("/") or "/"
+            self.root = local_root(url)
         elif scheme in ("sftp", "s3"):
             self._connector = FsConnector(url)
             self.root = ""  # known once connected
@@ -148,9 +165,12 @@ class FileStore:
         return listing
 
     @staticmethod
-    def _add(listing: Listing, relative: str, name: str, size: int, mtime: float) -> None:
+    def _add(listing: Listing, relative: str, name: str, size: int, mtime: float | int) -> None:
+        """``mtime``: seconds as a float, or nanoseconds as an int (local files)."""
         if name.startswith(TEMP_PREFIX):
             listing.temps.append(relative)
+        elif isinstance(mtime, int):
+            listing.files[relative] = Stat(size, mtime / 1e9, mtime)
         else:
             listing.files[relative] = Stat(size, mtime)
 
@@ -166,7 +186,7 @@ class FileStore:
                     self._walk_local(entry.path, f"{relative}/", recursive, listing)
             elif entry.is_file():
                 st = entry.stat()
-                self._add(listing, relative, entry.name, st.st_size, st.st_mtime_ns / 1e9)
+                self._add(listing, relative, entry.name, st.st_size, st.st_mtime_ns)
 
     def _walk_sftp(self, path: str, prefix: str, recursive: bool, listing: Listing) -> None:
         ftp = self.fs.ftp
@@ -208,7 +228,7 @@ class FileStore:
         try:
             if self.kind == "file":
                 st = os.stat(path)
-                return Stat(st.st_size, st.st_mtime_ns / 1e9)
+                return Stat(st.st_size, st.st_mtime_ns / 1e9, st.st_mtime_ns)
             if self.kind == "sftp":
                 attr = self.fs.ftp.stat(path)
                 return Stat(attr.st_size or 0, float(attr.st_mtime or 0))
@@ -346,14 +366,14 @@ class FileStore:
         else:
             self.fs.mv(src, dst)
 
-    def set_mtime(self, relative: str, mtime: float) -> None:
+    def set_mtime(self, relative: str, source: Stat) -> None:
         """Give the written file its source's modification time (not on object stores)."""
         path = self.full(relative)
         if self.kind == "file":
-            ns = round(mtime * 1e9)
+            ns = source.mtime_ns if source.mtime_ns is not None else round(source.mtime * 1e9)
             os.utime(path, ns=(ns, ns))
         elif self.kind == "sftp":
-            self.fs.ftp.utime(path, (int(mtime), int(mtime)))
+            self.fs.ftp.utime(path, (int(source.mtime), int(source.mtime)))
 
     def remove(self, relative: str) -> None:
         path = self.full(relative)

@@ -111,7 +111,7 @@ def copy_file(
         try:
             target_size = _verify(target, name, sent, algo, checksum)
             if target.atomic_rename:
-                target.set_mtime(name, before.mtime)
+                target.set_mtime(name, before)
                 target.rename(name, target_path)
         except BaseException:
             target.remove(name)

@@ -62,10 +62,10 @@ class FileSpec(BaseModel):
     @field_validator("path", "to")
     @classmethod
     def _relative_folder(cls, value: str | None) -> str | None:
-        if value is not None:
-            _check_relative(value, "folder")
-            return value.strip("/")
-        return value
+        if value is None or value.strip() in (".", "./"):
+            return None if value is None else ""  # '.': the URL's folder itself
+        _check_relative(value, "folder")
+        return value.strip("/")
 
 
 def _check_relative(text: str, what: str) -> None:
