@@ -30,7 +30,7 @@ from runner.connectors.fs import TEMP_PREFIX
 from runner.errors import TaskError
 from runner.files.match import selected
 from runner.files.state import COPY, LOCKED, FileRow
-from runner.files.store import FileStore, Stat
+from runner.files.store import FileStore, Listing, Stat
 from runner.spec.models import Job
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ def make_plan(
     )
     claimed: set[str] = set()
     claimed_targets: set[str] = set()
+    listings: list[tuple[Listing, Listing]] = []
     for index, entry in enumerate(job.files or []):
         src_folder, dst_folder = entry_folders(job, index)
         if not source.is_dir(src_folder):
@@ -159,8 +160,9 @@ def make_plan(
                 f"source folder {posixpath.join(source.display_url, src_folder)}{where} does not "
                 "exist or is not a folder; nothing was copied"
             )
-        listing = source.walk(src_folder, entry.recursive)
-        there = target.walk(dst_folder, entry.recursive)
+        listing = _walk(source, src_folder, entry.recursive)
+        there = _walk(target, dst_folder, entry.recursive)
+        listings.append((listing, there))
         plan.temps += [
             posixpath.join(dst_folder, t)
             for t in there.temps
@@ -173,44 +175,60 @@ def make_plan(
             claimed.add(path)
             tpath = posixpath.join(dst_folder, rel)
             claimed_targets.add(tpath)
-            plan.actions.append(
-                _decide(
-                    index,
-                    path,
-                    tpath,
-                    listing.files[rel],
-                    there.files.get(rel),
-                    state.get(path),
-                    entry.compare,
-                    source,
-                )  # fmt: skip
-            )
-        if not entry.delete:
-            continue
-        deletes = 0
-        for rel in sorted(there.files):
-            tpath = posixpath.join(dst_folder, rel)
-            if rel in listing.files or tpath in claimed_targets:
-                continue
-            if not selected(rel, entry.include, entry.exclude):
-                continue  # not this entry's file: never deleted
-            claimed_targets.add(tpath)
-            path = posixpath.join(src_folder, rel)
-            row = state.get(path)
-            size = there.files[rel].size
-            if row is not None and row.code == LOCKED:
-                plan.actions.append(
-                    FileAction("locked", path, tpath, size, "locked; source gone, kept", index)
-                )
-                continue
-            deletes += 1
-            plan.actions.append(FileAction("delete", path, tpath, size, "source gone", index))
-        if entry.max_delete is not None and deletes > entry.max_delete:
-            plan.refused.append(
-                f"files[{index}]: {deletes} target files would be deleted, more than max_delete "
-                f"{entry.max_delete} (is the source folder complete? raise max_delete if so)"
-            )
+            st, row = listing.files[rel], state.get(path)
+            action = _decide(index, path, tpath, st, there.files.get(rel), row, entry.compare)
+            if action is None:  # the checksum decides: read the file (its size alone did not)
+                action = _by_checksum(index, path, tpath, st, row, entry.compare, source)
+            plan.actions.append(action)
+    # deletes once every entry's files are known, so no entry deletes what another one copies
+    for index, entry in enumerate(job.files or []):
+        if entry.delete:
+            _deletes(plan, job, index, listings[index], state, claimed_targets)
     return plan
+
+
+def _walk(store: FileStore, folder: str, recursive: bool) -> Listing:
+    try:
+        return store.walk(folder, recursive)
+    except OSError as exc:
+        where = posixpath.join(store.display_url, folder)
+        raise TaskError(f"cannot list {where}: {exc}; nothing was copied") from exc
+
+
+def _deletes(
+    plan: FilePlan,
+    job: Job,
+    index: int,
+    listings: tuple[Listing, Listing],
+    state: dict[str, FileRow],
+    claimed_targets: set[str],
+) -> None:
+    entry = (job.files or [])[index]
+    src_folder, dst_folder = entry_folders(job, index)
+    listing, there = listings
+    deletes = 0
+    for rel in sorted(there.files):
+        tpath = posixpath.join(dst_folder, rel)
+        if rel in listing.files or tpath in claimed_targets:
+            continue
+        if not selected(rel, entry.include, entry.exclude):
+            continue  # not this entry's file: never deleted
+        claimed_targets.add(tpath)
+        path = posixpath.join(src_folder, rel)
+        row = state.get(path)
+        size = there.files[rel].size
+        if row is not None and row.code == LOCKED:
+            plan.actions.append(
+                FileAction("locked", path, tpath, size, "locked; source gone, kept", index)
+            )
+            continue
+        deletes += 1
+        plan.actions.append(FileAction("delete", path, tpath, size, "source gone", index))
+    if entry.max_delete is not None and deletes > entry.max_delete:
+        plan.refused.append(
+            f"files[{index}]: {deletes} target files would be deleted, more than max_delete "
+            f"{entry.max_delete} (is the source folder complete? raise max_delete if so)"
+        )
 
 
 def _decide(
@@ -221,8 +239,9 @@ def _decide(
     there: Stat | None,
     row: FileRow | None,
     compare: str,
-    source: FileStore,
-) -> FileAction:
+) -> FileAction | None:
+    """The action the state and the listings decide alone; None: the checksum must decide."""
+
     def act(action: str, reason: str, **extra: Any) -> FileAction:
         return FileAction(action, path, tpath, st.size, reason, index, st.mtime, **extra)
 
@@ -235,7 +254,8 @@ def _decide(
     if there is None:
         return act("update", "missing on the target")
     if row.target_size is not None and there.size != row.target_size:
-        return act("update", f"changed on the target ({there.size} bytes, copied {row.size})")
+        reason = f"changed on the target ({there.size} bytes there, {row.target_size} copied)"
+        return act("update", reason)
     if st.size != row.size:
         return act("update", f"size changed ({row.size} -> {st.size} bytes)")
     if st.mtime == row.mtime:
@@ -244,8 +264,25 @@ def _decide(
         return act("update", "mtime changed")
     if row.algo != compare or not row.checksum:
         return act("update", f"mtime changed; no {compare} recorded to compare")
+    return None
+
+
+def _by_checksum(
+    index: int,
+    path: str,
+    tpath: str,
+    st: Stat,
+    row: FileRow | None,
+    compare: str,
+    source: FileStore,
+) -> FileAction:
+    """Same size, new mtime: the content decides (the file is read once, here)."""
     checksum = source.hash(path, compare)
-    if checksum == row.checksum:
-        return act("unchanged", f"touched: mtime changed, {compare} equal", checksum=checksum,
-                   touched=True)  # fmt: skip
-    return act("update", f"content changed ({compare})")
+    if row is not None and checksum == row.checksum:
+        reason = f"touched: mtime changed, {compare} equal"
+        return FileAction(
+            "unchanged", path, tpath, st.size, reason, index, st.mtime, checksum, touched=True
+        )
+    return FileAction(
+        "update", path, tpath, st.size, f"content changed ({compare})", index, st.mtime
+    )

@@ -216,12 +216,24 @@ def _execute(
         result.status, result.exit_code = "failed", code
         fstate.finish(store, run_id, "failed", code, result.error)
         return result
+    failed = []
     for a in plan.of("delete"):
-        target.remove(a.target)
+        try:
+            target.remove(a.target)
+        except OSError as exc:
+            message = f"cannot delete {a.target}: {exc}"
+            fstate.record_failure(store, run_id, "delete", a.target, message)
+            logger.error(message)
+            failed.append(message)
+            result.add("failed", 0, 0.0)
+            continue
         fstate.record_delete(store, job.name, run_id, a.path, a.target)
         logger.info("deleted {} (its source file is gone)", a.target)
         result.add("deleted", a.size, 0.0)
-    fstate.finish(store, run_id, "succeeded", 0, None)
+    if failed:
+        result.error = f"{len(failed)} delete(s) failed: {failed[0]}; the next run tries again"
+        result.status, result.exit_code = "failed", 1
+    fstate.finish(store, run_id, result.status, result.exit_code, result.error)
     return result
 
 
