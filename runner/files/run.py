@@ -174,7 +174,7 @@ def _execute(
             message = (
                 f"{type(exc).__name__}: {exc}" if not isinstance(exc, EtlrunError) else str(exc)
             )
-            fstate.record_failure(store, run_id, a.action, a.path, message)
+            recorder.failed(a.action, a.path, message)
             progress.file_done(a.action, a.path, a.size, 0.0, scrub(message))
             failures.append((a, exc))
             result.add("failed", a.size, 0.0)
@@ -184,10 +184,11 @@ def _execute(
             checksum=copied.checksum, remote_path=target.full(a.target),
             target_size=copied.target_size, copied_at=now(), run_id=run_id, code=fstate.IF_CHANGED,
         )  # fmt: skip
-        fstate.record_copy(store, job.name, run_id, a.action, row, copied.seconds)
+        recorder.copied(a.action, row, copied.seconds)
         progress.file_done(a.action, a.path, copied.size, copied.seconds)
         result.add("copied" if a.action == "copy" else "updated", copied.size, copied.seconds)
 
+    recorder = fstate.Recorder(store, job.name, run_id)
     progress.start()
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="file") as pool:
@@ -199,6 +200,7 @@ def _execute(
                     future.result()
     finally:
         progress.stop()
+        recorder.close()  # every file copied so far is recorded, whatever happens next
     if signals.received is not None:
         raise InterruptedError_(
             signals.received,

@@ -11,12 +11,15 @@ matching the target, and the next run does not send that file again.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from runner.errors import TaskError
 from runner.files.match import matches
 from runner.secrets import scrub
 from runner.state.store import StateStore, files, now, runs, tasks
@@ -95,18 +98,73 @@ def _task(
         )
 
 
-def record_copy(
-    store: StateStore,
-    job: str,
-    run_id: str,
-    action: str,
-    row: FileRow,
-    seconds: float,
-) -> None:
-    """A file is in place on the target: its state row and its task, in one transaction."""
-    with store.engine.begin() as conn:
-        _put(conn, job, row)
-        _task(conn, run_id, f"{action}:{row.path}", "done", row.size or 0, seconds)
+class Recorder:
+    """Records copied and failed files from the transfer threads, on one writer thread.
+
+    A commit of the state store costs an fsync (a few ms); one per file made small files
+    wait on the store. The writer takes every record that arrived while it was committing and
+    writes them in one transaction, so a file is recorded a commit's time after it was renamed
+    into place. A kill inside that window can only make the next run send those few files
+    again, whole and atomically, as a kill between rename and commit always could.
+    """
+
+    def __init__(self, store: StateStore, job: str, run_id: str) -> None:
+        self.store, self.job, self.run_id = store, job, run_id
+        self._pending: list[Callable[[Any], None]] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="file-state", daemon=True)
+        self._thread.start()
+
+    def copied(self, action: str, row: FileRow, seconds: float) -> None:
+        """A file is in place on the target: its state row and its task."""
+
+        def write(conn: Any) -> None:
+            _put(conn, self.job, row)
+            _task(conn, self.run_id, f"{action}:{row.path}", "done", row.size or 0, seconds)
+
+        self._add(write)
+
+    def failed(self, action: str, path: str, error: str) -> None:
+        self._add(
+            lambda conn: _task(conn, self.run_id, f"{action}:{path}", "failed", 0, 0.0, error)
+        )
+
+    def _add(self, write: Callable[[Any], None]) -> None:
+        with self._changed:
+            if self._error is not None:
+                raise TaskError(f"the state store refused a file record: {self._error}")
+            self._pending.append(write)
+            self._changed.notify()
+
+    def _write(self) -> None:
+        while True:
+            with self._changed:
+                while not self._pending and not self._closed:
+                    self._changed.wait()
+                batch, self._pending = self._pending, []
+                if not batch:
+                    return  # closed, and everything written
+            try:
+                with self.store.engine.begin() as conn:
+                    for write in batch:
+                        write(conn)
+            except Exception as exc:  # noqa: BLE001 - reported by close() and the next _add()
+                with self._changed:
+                    self._error = exc
+                return
+
+    def close(self) -> None:
+        """Wait until every record is written; raise if the store refused one."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+        self._thread.join()
+        if self._error is not None:
+            raise TaskError(f"the state store refused a file record: {self._error}") from (
+                self._error
+            )
 
 
 def record_failure(store: StateStore, run_id: str, action: str, path: str, error: str) -> None:
