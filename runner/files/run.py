@@ -78,14 +78,21 @@ class _Signals:
             signal.signal(sig, handler)
 
 
-def run(job: Job, job_path: str, state_url: str | None, workers: int | None = None) -> int:
-    """Run the file job; returns its exit code (DESIGN §4)."""
+def run(
+    job: Job,
+    job_path: str,
+    state_url: str | None,
+    workers: int | None = None,
+    fresh: bool = False,
+) -> int:
+    """Run the file job; returns its exit code (DESIGN §4). ``fresh``: a new run record even
+    when the last one did not finish (files already recorded are still not sent again)."""
     from runner import crash
 
     console = Console()
     store = StateStore(state_url)
     key = spec_hash(job)
-    resume = store.resumable(job.name, key)
+    resume = None if fresh else store.resumable(job.name, key)
     run_id = resume.run_id if resume else new_run_id(job.name)
     crash.note(job=job.name, spec_hash=key, run_id=run_id, spec=job_path)
     started = time.monotonic()
