@@ -124,7 +124,12 @@ def main() -> None:
             results.append((name, statistics.median(mine), statistics.median(base)))
         # F3: a re-run with nothing changed, after one full sync
         empty(local)()
-        subprocess.run([*ETLRUN, "run", str(work / "f1.yaml"), *env_state], check=True, cwd=ROOT)
+        subprocess.run(
+            [*ETLRUN, "run", str(work / "f1.yaml"), *env_state],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
         rerun = [
             _timed([*ETLRUN, "run", str(work / "f1.yaml"), *env_state], lambda: None, same(local))
             for _ in range(args.repeat)

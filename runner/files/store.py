@@ -362,7 +362,17 @@ class FileStore:
         if self.kind == "file":
             os.replace(src, dst)
         elif self.kind == "sftp":
-            self.fs.ftp.posix_rename(src, dst)
+            ftp = self.fs.ftp
+            try:
+                ftp.posix_rename(src, dst)
+            except OSError as exc:
+                if "unsupported" not in str(exc).lower():
+                    raise
+                # a server without posix-rename@openssh.com (SFTP v3 rename refuses to replace):
+                # the old file goes first, so for a moment neither is there, never a partial one
+                with contextlib.suppress(FileNotFoundError):
+                    ftp.remove(dst)
+                ftp.rename(src, dst)
         else:
             self.fs.mv(src, dst)
 
