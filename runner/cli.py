@@ -36,9 +36,7 @@ VERBS = (
     "state",
     "secrets",
 )
-NOT_YET = {
-    "files": "per-file state of file jobs (issue: file sync)",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def _common(defaults: bool) -> argparse.ArgumentParser:
@@ -242,6 +240,26 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="github: also an ::error annotation on the spec line of each table that differs",
     )
+    check.add_argument(
+        "--update-state",
+        action="store_true",
+        help="file jobs: record the files found equal as in sync (nothing is copied)",
+    )
+
+    files = sub.add_parser("files", parents=[common], help="the per-file state of a file job")
+    files_sub = files.add_subparsers(dest="files_verb", metavar="ACTION", required=True)
+    for name, what in (
+        ("list", "each file's state: code, size, mtime, checksum, when copied, where"),
+        ("lock", "code 2: the matching files are never copied again"),
+        ("unlock", "code 1: the matching files are copied again when they change"),
+    ):
+        action = files_sub.add_parser(name, parents=[common], help=what)
+        action.add_argument("job", metavar="JOB", help="a job spec, or a job name")
+        action.add_argument(
+            "pattern", metavar="PATTERN", nargs="?", help="a glob over the source paths"
+        )
+        if name == "list":
+            action.add_argument("--format", choices=("text", "json"), default="text")
 
     for verb, what in NOT_YET.items():
         later = sub.add_parser(verb, parents=[common], help=f"not available yet: {what}")
@@ -381,6 +399,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def run_job(job: Any, job_path: str, args: argparse.Namespace, saved: Any = None) -> int:
     """Run ``job`` (or exactly the plan ``saved``, for ``etlrun apply``)."""
+    if job.files is not None:
+        from runner.files.run import run as run_files
+
+        if args.tables:
+            raise UsageError(f"{job_path}: --tables applies to table jobs; this one moves files")
+        return run_files(job, job_path, args.state, args.workers, getattr(args, "fresh", False))
     from runner import crash
     from runner.connectors import connect
     from runner.errors import InterruptedError_
@@ -539,6 +563,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         files, many = _job_files(args.job, args.changed_since)
         jobs = [(_load(str(f) if many else args.job), str(f) if many else args.job) for f in files]
         for job, path in jobs:
+            if job.files is not None:
+                plans.append(_file_plan(job, path, args))
+                continue
             source, target = connect(job.source), connect(job.target)
             try:
                 plan = compile(job, source, target, tables, state=_state_to_read(args.state))
@@ -553,14 +580,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise _AsOne() from None
         raise
     if args.format in ("markdown", "github"):
-        sys.stdout.write(scrub(to_markdown(plans)))
+        from runner.files.render import to_markdown as files_markdown
+
+        table_plans = [p for p in plans if not _is_files(p)]
+        parts = [to_markdown(table_plans)] if table_plans else []
+        parts += [files_markdown(p) for p in plans if _is_files(p)]
+        sys.stdout.write(scrub("\n".join(parts)))
     else:
+        from runner.files.render import to_text as files_text
+
         render = {"text": to_text, "json": lambda p: p.to_json(), "mermaid": to_mermaid}
         if args.format == "json" and many:
             body = ",\n".join(render["json"](p).rstrip("\n") for p in plans)
             sys.stdout.write(scrub(f"[\n{body}\n]\n"))
         else:
-            sys.stdout.write(scrub("\n".join(render[args.format](p) for p in plans)))
+            sys.stdout.write(
+                scrub(
+                    "\n".join(
+                        files_text(p)
+                        if _is_files(p) and args.format == "text"
+                        else render[args.format](p)
+                        for p in plans
+                    )
+                )
+            )
     if args.emit_sql:
         written = [f for p in plans for f in emit(p, args.emit_sql, dialects)]
         print(f"wrote {len(written)} .sql file(s) under {args.emit_sql}", file=sys.stderr)
@@ -572,6 +615,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.detailed_exitcode:
         return 2 if any(p.has_changes for p in plans) else 0
     return 0
+
+
+def _is_files(plan: Any) -> bool:
+    return getattr(plan, "kind", "tables") == "files"
+
+
+def _file_plan(job: Any, path: str, args: argparse.Namespace) -> Any:
+    from runner.files.run import plan_job
+
+    if args.out:
+        raise UsageError(f"{path}: a file job's plan cannot be saved for apply; run the job")
+    if args.tables:
+        raise UsageError(f"{path}: --tables applies to table jobs; this one moves files")
+    if args.format == "mermaid":
+        raise UsageError(f"{path}: a file job has no task graph; use --format text or json")
+    return plan_job(job, args.state)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -793,6 +852,12 @@ def _secrets_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _files_command(args: argparse.Namespace) -> int:
+    from runner.files.commands import command
+
+    return command(args)
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     from runner.restore import command
 
@@ -807,6 +872,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     from runner.plan.compiler import compile
 
     job = _load(args.job)
+    if job.files is not None:
+        from runner.files import check as files_check
+
+        found = files_check.check(job, args.state, args.update_state)
+        render = files_check.render_json if args.format == "json" else None
+        text = render(found) if render else files_check.render_text(found, args.update_state)
+        sys.stdout.write(scrub(text))
+        return 0 if found.equal else 4
+    if args.update_state:
+        raise UsageError("--update-state applies to file jobs (files:)")
     source, target = connect(job.source), connect(job.target)
     try:
         plan = compile(job, source, target, _split_tables(args.tables))
@@ -840,5 +915,6 @@ COMMANDS: dict[str, Any] = {
     "apply": cmd_apply,
     "state": lambda args: _state_command(args),
     "secrets": lambda args: _secrets_command(args),
+    "files": lambda args: _files_command(args),
     **dict.fromkeys(NOT_YET, cmd_not_yet),
 }

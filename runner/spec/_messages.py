@@ -11,6 +11,7 @@ from pydantic_core import ErrorDetails
 from runner.spec._positions import Loc, Positions
 from runner.spec._yaml import Problem
 from runner.spec.models import (
+    FileSpec,
     Job,
     SanitizeRule,
     SanitizeSpec,
@@ -21,7 +22,6 @@ from runner.spec.models import (
 from runner.spec.validators import did_you_mean
 
 LATER = {
-    "files": "file jobs ('files:') are not available yet",
     "audit_table": "'audit_table' (the purge audit mirrored into the source database) is not "
     "available yet; the audit is in the state store ('etlrun history --purges')",
     "connections": "named connections go in a connections.yaml beside the spec (name: URL); "
@@ -34,6 +34,7 @@ _WANTED = {
     TableSpec: "a table name or a mapping (name, mode, ...)",
     Schedule: "a cron string or a mapping {cron, timezone}",
     TableOptions: "a mapping of table options",
+    FileSpec: "a mapping (include, exclude, path, to, compare, delete, ...)",
     SanitizeSpec: "a mapping (key, profile, allow, rules)",
     SanitizeRule: "a rule name (drop, null, hash, mask, email, zip3, age) or {rule: options}",
 }

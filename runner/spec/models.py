@@ -12,10 +12,14 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
+
+from runner.spec.filespec import FileSpec, check_file_job
 
 MODES_ALL = ("copy", "incremental", "bulk", "sync", "backup", "purge")
 """Every mode DESIGN §3 names; :data:`runner.modes.MODES` says which are available."""
@@ -561,8 +565,13 @@ class Job(_Model):
     ETLRUN_EXECUTOR override it."""
     defaults: TableOptions = TableOptions()
     """Options applied to every table unless the table sets them."""
-    tables: Annotated[list[TableSpec], Field(min_length=1)]
-    """The tables to move: names, globs, or entries with options."""
+    tables: Annotated[list[TableSpec], Field(min_length=1)] = []
+    """The tables to move: names, globs, or entries with options (a file job has files:)."""
+    mode: Literal["copy", "sync"] | None = None
+    """File jobs: copy (default; new and changed files, never a delete) or sync (delete: true
+    may also delete target files whose source is gone)."""
+    files: Annotated[list[FileSpec], Field(min_length=1)] | None = None
+    """File jobs (source and target are file stores): which files move, instead of tables:."""
     sanitize: SanitizeSpec | None = None
     """Job-wide sanitizing: the HMAC key, a profile (hipaa), columns allowed through, and rules
     by column-name glob."""
@@ -570,6 +579,33 @@ class Job(_Model):
     """SQL steps run, in order, before any table's first task."""
     after: list[SqlStep] | None = None
     """SQL steps run, in order, after every table's last task."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _tables_or_files(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Job:
+        """``tables`` is required unless the job lists ``files``, reported with the other errors
+        of the pass as pydantic reports a missing key; then the checks of a file job, each at its
+        own key (:func:`runner.spec.filespec.check_file_job`)."""
+        missing = isinstance(data, dict) and "tables" not in data and data.get("files") is None
+        line = {"type": "missing", "loc": ("tables",), "input": data}
+        try:
+            job: Job = handler(data)
+        except ValidationError as exc:
+            if not missing:
+                raise
+            try:
+                more = ValidationError.from_exception_data(exc.title, [*exc.errors(), line])  # type: ignore[list-item]
+            except Exception:  # an error type pydantic cannot rebuild: report the others
+                raise exc from None
+            raise more from None
+        lines = [line] if missing else []
+        lines += [
+            {"type": "value_error", "loc": loc, "input": None, "ctx": {"error": ValueError(text)}}
+            for loc, text in check_file_job(job)
+        ]
+        if lines:
+            raise ValidationError.from_exception_data(cls.__name__, lines)  # type: ignore[arg-type]
+        return job
 
     @model_validator(mode="after")
     def _keyed_rules_have_a_key(self) -> Job:

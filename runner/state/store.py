@@ -145,6 +145,23 @@ purge_log = sa.Table(
     sa.Column("step", sa.String(32), nullable=False),
     sa.Column("message", sa.Text),
 )
+# the per-file state of file jobs (oeleo's `filelist`); read and written by runner.files.state
+files = sa.Table(
+    "etlrun_files",
+    metadata,
+    sa.Column("job", sa.String(255), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),  # under the source URL, '/'-separated
+    sa.Column("size", sa.BigInteger),  # the source file's size and mtime when last copied/checked
+    sa.Column("mtime", sa.Float),
+    sa.Column("algo", sa.String(16)),  # sha256, md5, or size_mtime (no checksum)
+    sa.Column("checksum", sa.String(128)),
+    sa.Column("remote_path", sa.String(2048)),  # where it is on the target (no credentials)
+    sa.Column("target_size", sa.BigInteger),
+    sa.Column("copied_at", sa.DateTime),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("code", sa.Integer, nullable=False),  # 0 copy, 1 copy if changed, 2 locked
+    sa.Column("updated_at", sa.DateTime),
+)
 
 UNFINISHED = ("running", "failed", "interrupted")
 

@@ -21,6 +21,8 @@ JOB_VARIABLES = (
     "POSTGRES_URL",
     "MARIADB_URL",
     "DEIDENTIFIED_URL",
+    "INSTRUMENT_DATA_URL",
+    "DATA_SERVER_URL",
 )
 # jobs/clinic_deidentified.yaml takes its HMAC key from the environment only (no default)
 SECRETS = {"SANITIZE_KEY": "test-only-sanitize-key-0123456789"}
@@ -35,7 +37,7 @@ def test_job_loads_with_its_defaults(path: Path) -> None:
     job = load(path, env=dict(SECRETS))
     assert isinstance(job, Job)
     assert job.name, "every job has a name"
-    assert job.tables, "every job moves something"
+    assert job.tables or job.files, "every job moves something"
     for url in (job.source, job.target):
         assert "${" not in url, f"{url}: a variable was left unexpanded"
         assert "://" in url

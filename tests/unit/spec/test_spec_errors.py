@@ -35,9 +35,9 @@ CASES = {
         HEAD + "tables:\n  - name: visits\n    primary_kye: [id]\n",
         ["<string>:5:5: tables[0].primary_kye: unknown key (did you mean 'primary_key'?)"],
     ),
-    "unknown key of a feature not available yet": (
-        HEAD + "tables: [t]\nfiles: []\n",
-        ["<string>:4:1: files: unknown key: file jobs ('files:') are not available yet"],
+    "tables and files in one job": (
+        HEAD + "tables: [t]\nfiles: ['*.csv']\n",
+        ["<string>:4:8: files: a job moves tables or files, not both (make two jobs)"],
     ),
     "unknown key with nothing close lists the valid keys": (
         HEAD + "tables: [t]\nschedule: {cron: '0 2 * * *', tz: UTC}\n",

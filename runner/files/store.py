@@ -1,0 +1,401 @@
+"""A file store as a file job sees it: list a folder, stat, read, write under a temporary name,
+rename, remove, set a modification time, hash.
+
+``file://`` goes straight to the operating system (nanosecond mtimes, ``os.replace``, fsync);
+``sftp://`` uses paramiko through :class:`~runner.connectors.fs.FsConnector` (one SSH
+connection per thread, host keys checked strictly, POSIX rename, pipelined writes); ``s3://``
+and any other fsspec URL go through fsspec. Object stores have no rename: there a file is
+written under its final name in one upload, which readers see whole or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import posixpath
+import re
+import stat as stat_mode
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+from runner.connectors import scheme_of
+from runner.connectors.fs import TEMP_PREFIX, FsConnector
+from runner.errors import ConnectError
+from runner.secrets import mask_url
+
+CHUNK = 1 << 20
+"""Bytes read and written at a time (and the granularity of progress and of a stop)."""
+
+
+@dataclass(frozen=True)
+class Stat:
+    size: int
+    mtime: float
+    """Seconds since the epoch (what the state keeps; a float holds ~0.2 us at today's dates)."""
+    mtime_ns: int | None = None
+    """The exact nanoseconds, where the store has them (local files)."""
+
+
+@dataclass
+class Listing:
+    files: dict[str, Stat] = field(default_factory=dict)
+    """Relative path -> stat, temporary files left out."""
+    temps: list[str] = field(default_factory=list)
+    """Temporary files (``.etlrun-tmp-*``) found, relative paths."""
+
+
+def new_hash(algo: str) -> Any:
+    if algo == "md5":  # a change detector here, not a security measure
+        return hashlib.md5(usedforsecurity=False)
+    return hashlib.new(algo)
+
+
+def local_root(url: str) -> str:
+    """The folder of a ``file://`` URL: ``file:///data/raw`` is /data/raw, ``file://data/raw``
+    data/raw (relative), ``file:///C:/data`` C:/data (Windows).
+
+    Example:
+        >>> local_root("file:///data/raw/"), local_root("file://data/raw"), local_root("file:///C:/x")
+        ('/data/raw', 'data/raw', 'C:/x')
+    """
+    parts = urlsplit(url)
+    path = unquote(parts.netloc + parts.path)
+    if re.match(r"^/[A-Za-z]:", path):
+        path = path[1:]
+    return path.rstrip("/") or "/"
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    for key in ("mtime", "LastModified", "last_modified", "modified", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return 0.0
+
+
+class FileStore:
+    """One end of a file job, rooted at its URL's folder."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.display_url = mask_url(url)
+        scheme = scheme_of(url)
+        self.kind = scheme if scheme in ("file", "sftp") else "fsspec"
+        self._connector: FsConnector | None = None
+        self._fs: Any = None
+        if self.kind == "file":
+            self.root = local_root(url)
+        elif scheme in ("sftp", "s3"):
+            self._connector = FsConnector(url)
+            self.root = ""  # known once connected
+        else:
+            import fsspec
+
+            try:
+                self._fs, self.root = fsspec.core.url_to_fs(url)
+            except (ImportError, ValueError) as exc:
+                raise ConnectError(f"{self.display_url}: {exc}") from exc
+            self.root = self.root.rstrip("/")
+
+    # --- plumbing -------------------------------------------------------------------------------
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem (this thread's SSH connection for SFTP)."""
+        if self._connector is not None:
+            fs = self._connector.fs
+            if not self.root:
+                self.root = self._connector.root.rstrip("/") or "/"
+            return fs
+        return self._fs
+
+    @property
+    def atomic_rename(self) -> bool:
+        """Whether a temporary name plus rename is how a file appears whole (not on S3)."""
+        return self.kind in ("file", "sftp") or "file" in _protocols(self.fs)
+
+    @property
+    def hashes_cheaply(self) -> bool:
+        """Whether reading a written file back costs no network (so uploads verify by hash)."""
+        return self.kind == "file"
+
+    def full(self, relative: str) -> str:
+        if self._connector is not None:
+            _ = self.fs
+        return posixpath.join(self.root, relative) if relative else self.root
+
+    def connect(self) -> None:
+        """Open the connection now, so a refused host key or login fails before planning."""
+        _ = self.fs
+
+    def close(self) -> None:
+        if self._connector is not None:
+            self._connector.close()
+
+    # --- reading ------------------------------------------------------------------------------
+    def is_dir(self, relative: str = "") -> bool:
+        path = self.full(relative)
+        if self.kind == "file":
+            return os.path.isdir(path)
+        if self.kind == "sftp":
+            try:
+                return stat_mode.S_ISDIR(self.fs.ftp.stat(path).st_mode or 0)
+            except OSError:
+                return False
+        return bool(self.fs.isdir(path))
+
+    def walk(self, folder: str, recursive: bool) -> Listing:
+        """Every file under ``folder`` (relative to it); an absent folder lists as empty."""
+        listing = Listing()
+        if self.kind == "file":
+            self._walk_local(self.full(folder), "", recursive, listing)
+        elif self.kind == "sftp":
+            self._walk_sftp(self.full(folder), "", recursive, listing)
+        else:
+            self._walk_fsspec(self.full(folder), recursive, listing)
+        return listing
+
+    @staticmethod
+    def _add(listing: Listing, relative: str, name: str, size: int, mtime: float | int) -> None:
+        """``mtime``: seconds as a float, or nanoseconds as an int (local files)."""
+        if name.startswith(TEMP_PREFIX):
+            listing.temps.append(relative)
+        elif isinstance(mtime, int):
+            listing.files[relative] = Stat(size, mtime / 1e9, mtime)
+        else:
+            listing.files[relative] = Stat(size, mtime)
+
+    def _walk_local(self, path: str, prefix: str, recursive: bool, listing: Listing) -> None:
+        try:
+            entries = list(os.scandir(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            relative = f"{prefix}{entry.name}"
+            if entry.is_dir(follow_symlinks=False):  # a linked folder could loop: not followed
+                if recursive:
+                    self._walk_local(entry.path, f"{relative}/", recursive, listing)
+            elif entry.is_file():
+                st = entry.stat()
+                self._add(listing, relative, entry.name, st.st_size, st.st_mtime_ns)
+
+    def _walk_sftp(self, path: str, prefix: str, recursive: bool, listing: Listing) -> None:
+        ftp = self.fs.ftp
+        try:
+            entries = ftp.listdir_attr(path)
+        except FileNotFoundError:
+            return
+        for attr in entries:
+            relative = f"{prefix}{attr.filename}"
+            full = posixpath.join(path, attr.filename)
+            mode = attr.st_mode or 0
+            if stat_mode.S_ISLNK(mode):
+                with contextlib.suppress(OSError):
+                    attr = ftp.stat(full)  # a link to a file is that file; to a folder: skipped
+                    mode = attr.st_mode or 0
+                    if stat_mode.S_ISDIR(mode):
+                        continue
+            if stat_mode.S_ISDIR(mode):
+                if recursive:
+                    self._walk_sftp(full, f"{relative}/", recursive, listing)
+            elif stat_mode.S_ISREG(mode):
+                size, mtime = attr.st_size or 0, float(attr.st_mtime or 0)
+                self._add(listing, relative, attr.filename, size, mtime)
+
+    def _walk_fsspec(self, path: str, recursive: bool, listing: Listing) -> None:
+        try:
+            found = self.fs.find(path, maxdepth=None if recursive else 1, detail=True)
+        except FileNotFoundError:
+            return
+        for name, info in found.items():
+            if info.get("type") == "directory":
+                continue
+            relative = name.strip("/")[len(path.strip("/")) :].lstrip("/")
+            size = int(info.get("size") or 0)
+            self._add(listing, relative, posixpath.basename(relative), size, _mtime(info))
+
+    def stat(self, relative: str) -> Stat | None:
+        path = self.full(relative)
+        try:
+            if self.kind == "file":
+                st = os.stat(path)
+                return Stat(st.st_size, st.st_mtime_ns / 1e9, st.st_mtime_ns)
+            if self.kind == "sftp":
+                attr = self.fs.ftp.stat(path)
+                return Stat(attr.st_size or 0, float(attr.st_mtime or 0))
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return None
+        return Stat(int(info.get("size") or 0), _mtime(info))
+
+    @contextlib.contextmanager
+    def open_read(self, relative: str) -> Iterator[IO[bytes]]:
+        path = self.full(relative)
+        if self.kind == "file":
+            with open(path, "rb") as f:
+                yield f
+        elif self.kind == "sftp":
+            with self.fs.ftp.open(path, "rb") as f:
+                # requests ahead of the reader: a round trip per block would cap the throughput
+                f.prefetch(max_concurrent_requests=64)
+                yield f
+        else:
+            with self.fs.open(path, "rb") as f:
+                yield f
+
+    def hash(self, relative: str, algo: str, stopped: Any = None) -> str:
+        digest = new_hash(algo)
+        with self.open_read(relative) as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+                if stopped is not None and stopped():
+                    raise InterruptedError
+        return str(digest.hexdigest())
+
+    # --- writing ------------------------------------------------------------------------------
+    def temp_name(self, relative: str, tag: str) -> str:
+        folder, name = posixpath.split(relative)
+        return posixpath.join(folder, f"{TEMP_PREFIX}{tag}-{uuid.uuid4().hex[:8]}-{name}")
+
+    @contextlib.contextmanager
+    def open_write(self, relative: str) -> Iterator[IO[bytes]]:
+        """``relative`` opened for writing (its folder made), gone again if anything fails.
+
+        On a local store the data is fsync'ed before the file is closed, so a rename after it
+        never exposes a file whose blocks a power cut could lose. On an object store the upload
+        is committed only when the block ends without an error (else discarded), so the
+        previous version of the object stays.
+        """
+        path = self.full(relative)
+        self.makedirs(posixpath.dirname(relative))
+        if self.kind == "fsspec" and not self.atomic_rename:
+            with self._open_uncommitted(path) as f:
+                yield f
+            return
+        try:
+            if self.kind == "file":
+                with open(path, "wb") as f:
+                    yield f
+                    f.flush()
+                    os.fsync(f.fileno())
+            elif self.kind == "sftp":
+                with self.fs.ftp.open(path, "wb") as f:
+                    # no round trip per write; errors of any write are raised at close
+                    f.set_pipelined(True)
+                    yield f
+            else:
+                with self.fs.open(path, "wb") as f:
+                    yield f
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.remove(relative)
+            raise
+
+    @contextlib.contextmanager
+    def _open_uncommitted(self, path: str) -> Iterator[IO[bytes]]:
+        try:
+            f = self.fs.open(path, "wb", autocommit=False)
+        except (NotImplementedError, TypeError, ValueError):
+            # no transactional upload here: a file closed after an error holds part of the data,
+            # so it is removed (the next run copies it again)
+            try:
+                with self.fs.open(path, "wb") as plain:
+                    yield plain
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.fs.rm_file(path)
+                raise
+            return
+        try:
+            yield f
+            f.close()
+            f.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                f.discard()
+            raise
+
+    def makedirs(self, folder: str) -> None:
+        path = self.full(folder)
+        if self.kind == "file":
+            os.makedirs(path, exist_ok=True)
+            return
+        for attempt in range(5):
+            try:
+                if self.kind == "sftp":
+                    self._sftp_makedirs(path)
+                else:
+                    self.fs.makedirs(path, exist_ok=True)
+                return
+            except OSError:
+                # another thread (its own SSH connection) made the same folder just now
+                if self.is_dir(folder) or attempt == 4:
+                    if self.is_dir(folder):
+                        return
+                    raise
+
+    def _sftp_makedirs(self, path: str) -> None:
+        ftp = self.fs.ftp
+        missing = []
+        while path not in ("", "/"):
+            try:
+                ftp.stat(path)
+                break
+            except FileNotFoundError:
+                missing.append(path)
+                path = posixpath.dirname(path)
+        for folder in reversed(missing):
+            ftp.mkdir(folder)
+
+    def rename(self, old: str, new: str) -> None:
+        """Atomic on POSIX file systems and over SFTP (posix-rename@openssh.com)."""
+        src, dst = self.full(old), self.full(new)
+        if self.kind == "file":
+            os.replace(src, dst)
+        elif self.kind == "sftp":
+            ftp = self.fs.ftp
+            try:
+                ftp.posix_rename(src, dst)
+            except OSError as exc:
+                if "unsupported" not in str(exc).lower():
+                    raise
+                # a server without posix-rename@openssh.com (SFTP v3 rename refuses to replace):
+                # the old file goes first, so for a moment neither is there, never a partial one
+                with contextlib.suppress(FileNotFoundError):
+                    ftp.remove(dst)
+                ftp.rename(src, dst)
+        else:
+            self.fs.mv(src, dst)
+
+    def set_mtime(self, relative: str, source: Stat) -> None:
+        """Give the written file its source's modification time (not on object stores)."""
+        path = self.full(relative)
+        if self.kind == "file":
+            ns = source.mtime_ns if source.mtime_ns is not None else round(source.mtime * 1e9)
+            os.utime(path, ns=(ns, ns))
+        elif self.kind == "sftp":
+            self.fs.ftp.utime(path, (int(source.mtime), int(source.mtime)))
+
+    def remove(self, relative: str) -> None:
+        path = self.full(relative)
+        with contextlib.suppress(FileNotFoundError):
+            if self.kind == "file":
+                os.remove(path)
+            elif self.kind == "sftp":
+                self.fs.ftp.remove(path)
+            else:
+                self.fs.rm_file(path)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = getattr(fs, "protocol", ())
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
