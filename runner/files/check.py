@@ -1,7 +1,8 @@
 """``etlrun check`` for a file job: every selected source file compared with its target file.
 
 ``size_mtime`` compares sizes and modification times (within a second: SFTP keeps whole
-seconds); ``sha256`` / ``md5`` read both sides (the source's checksum comes from the state
+seconds; an S3 object carries its upload time, so there a source modified after the upload
+differs); ``sha256`` / ``md5`` read both sides (the source's checksum comes from the state
 when its size and mtime are as recorded). ``--update-state`` then writes a state row for each
 file found equal, so a first run after it copies nothing that is already there (oeleo's
 ``check(update_db=True)``); a file recorded as in sync that differs is set back to code 0.
@@ -99,9 +100,13 @@ def check(job: Job, state_url: str | None, update_state: bool = False) -> CheckR
             elif there.size != st.size:
                 found.status = "differs"
                 found.detail = f"size {st.size} on the source, {there.size} on the target"
-            elif how == "size_mtime":
+            elif how == "size_mtime" and target.keeps_mtime:
                 if abs(there.mtime - st.mtime) > MTIME_WINDOW:
                     found.status, found.detail = "differs", "modification times differ"
+            elif how == "size_mtime":
+                # an object's time is its upload's: a source changed after it is what differs
+                if st.mtime > there.mtime + MTIME_WINDOW:
+                    found.status, found.detail = "differs", "source modified after the upload"
             else:
                 cached = (
                     row is not None

@@ -124,6 +124,12 @@ class FileStore:
         return self.kind in ("file", "sftp") or "file" in _protocols(self.fs)
 
     @property
+    def keeps_mtime(self) -> bool:
+        """Whether a written file can be given its source's mtime (not on S3, where an object's
+        time is when it was uploaded)."""
+        return self.atomic_rename
+
+    @property
     def hashes_cheaply(self) -> bool:
         """Whether reading a written file back costs no network (so uploads verify by hash)."""
         return self.kind == "file"
