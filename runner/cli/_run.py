@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import signal
 import sys
 from typing import Any
 
@@ -12,33 +11,11 @@ from rich.console import Console
 
 from runner.cli._util import _job_files, _load, _split_tables
 from runner.errors import UsageError
+from runner.signals import StopSignals
 
 
 def _plan_key(spec_hash: str, tables: list[str] | None) -> str:
     return hashlib.sha256(f"{spec_hash}|{','.join(tables or [])}".encode()).hexdigest()[:16]
-
-
-class _Signals:
-    """Remember the first SIGINT/SIGTERM; the driver polls it and stops cleanly."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-
-    def __enter__(self) -> _Signals:
-        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        if self.received is not None:  # a second signal: stop waiting for in-flight chunks
-            raise KeyboardInterrupt
-        self.received = signum
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-    def __call__(self) -> int | None:
-        return self.received
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -80,7 +57,7 @@ def run_job(job: Any, job_path: str, args: argparse.Namespace, saved: Any = None
         raise UsageError("--workers must be at least 1")
     tables = _split_tables(args.tables)
     console = Console()
-    with _Signals() as signals:
+    with StopSignals() as signals:
         state = StateStore(args.state)
         plan_hash = spec_hash(job)
         key = _plan_key(plan_hash, tables)

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
 
 from loguru import logger
 from rich.console import Console
@@ -28,6 +26,7 @@ from runner.files.progress import FileProgress, FileRunResult, summary_table
 from runner.files.store import FileStore
 from runner.files.transfer import Stopped, copy_file
 from runner.secrets import scrub
+from runner.signals import StopSignals
 from runner.spec.models import Job
 from runner.state.store import StateStore, new_run_id, now
 
@@ -58,26 +57,6 @@ def plan_job(job: Job, state_url: str | None) -> FilePlan:
         target.close()
 
 
-class _Signals:
-    """The first SIGINT/SIGTERM asks for a clean stop; a second one interrupts at once."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-
-    def __enter__(self) -> _Signals:
-        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        if self.received is not None:
-            raise KeyboardInterrupt
-        self.received = signum
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
 def run(
     job: Job,
     job_path: str,
@@ -96,7 +75,7 @@ def run(
     run_id = resume.run_id if resume else new_run_id(job.name)
     crash.note(job=job.name, spec_hash=key, run_id=run_id, spec=job_path)
     started = time.monotonic()
-    with _Signals() as signals:
+    with StopSignals() as signals:
         store.acquire_lock(job.name, run_id)
         source, target = FileStore(job.source), FileStore(job.target)
         recorded = False
@@ -145,7 +124,7 @@ def _execute(
     store: StateStore,
     run_id: str,
     console: Console,
-    signals: _Signals,
+    signals: StopSignals,
     tag: str,
     workers: int,
 ) -> FileRunResult:

@@ -224,23 +224,4 @@ def set_code(
 
 def finish(store: StateStore, run_id: str, status: str, exit_code: int, error: str | None) -> None:
     """Close the run record: ``rows`` counts the files copied, ``bytes`` their bytes."""
-    with store.engine.begin() as conn:
-        done = (tasks.c.run_id == run_id) & (tasks.c.kind == "file") & (tasks.c.status == "done")
-        count, nbytes = conn.execute(
-            sa.select(
-                sa.func.coalesce(sa.func.sum(tasks.c.rows), 0),
-                sa.func.coalesce(sa.func.sum(tasks.c.bytes), 0),
-            ).where(done)
-        ).one()
-        conn.execute(
-            runs.update()
-            .where(runs.c.run_id == run_id)
-            .values(
-                status=status,
-                finished_at=now(),
-                exit_code=exit_code,
-                error=scrub(error) if error else None,
-                rows=count,
-                bytes=nbytes,
-            )
-        )
+    store.finish_run(run_id, status, exit_code, error, task_kind="file")

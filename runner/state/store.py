@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +22,11 @@ from loguru import logger
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the retry below is all there is
+    fcntl = None  # type: ignore[assignment]
 
 from runner.connectors.base import map_driver_errors
 from runner.errors import LockedError
@@ -213,22 +220,40 @@ class Resume:
     """task_id -> its recorded row (rows, bytes, seconds) for tasks that committed."""
 
 
+@contextmanager
+def _creating(url: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a sqlite store file while its tables are created or
+    upgraded: two processes starting on a new file otherwise race on the WAL switch and the
+    CREATE TABLEs, and sqlite's busy timeout does not cover either."""
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if not database or database == ":memory:" or fcntl is None:
+        yield
+        return
+    with open(f"{database}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class StateStore:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or os.environ.get("ETLRUN_STATE") or DEFAULT_URL
         self.host = socket.gethostname()
         self.engine = self._open(self.url)
         with map_driver_errors(f"cannot open the state store {mask_url(self.url)}"):
-            for attempt in range(5):
-                try:
-                    metadata.create_all(self.engine)
-                    break
-                except (sa.exc.OperationalError, sa.exc.ProgrammingError):
-                    # processes creating a new store at once race table by table: whoever lost
-                    # a table checks again, and finds it made by the other
-                    if attempt == 4:
-                        raise
-            self._add_missing_columns()
+            with _creating(self.url):
+                for attempt in range(5):
+                    try:
+                        metadata.create_all(self.engine)
+                        break
+                    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+                        # servers: processes creating a new store at once race table by table;
+                        # whoever lost a table checks again and finds it made by the other
+                        if attempt == 4:
+                            raise
+                self._add_missing_columns()
 
     def _open(self, url: str) -> Engine:
         parsed = make_url(url)
@@ -390,8 +415,15 @@ class StateStore:
                 )
 
     def finish_run(
-        self, run_id: str, status: str, exit_code: int, error: str | None = None
+        self,
+        run_id: str,
+        status: str,
+        exit_code: int,
+        error: str | None = None,
+        task_kind: str = "chunk",
     ) -> None:
+        """Close the run record with the totals of its finished tasks of ``task_kind`` (a file
+        job's tasks are files: its ``rows`` counts the files copied)."""
         with self.engine.begin() as conn:
             totals = conn.execute(
                 sa.select(
@@ -400,7 +432,7 @@ class StateStore:
                     sa.func.coalesce(sa.func.sum(tasks.c.rejected), 0),
                 ).where(
                     (tasks.c.run_id == run_id)
-                    & (tasks.c.kind == "chunk")
+                    & (tasks.c.kind == task_kind)
                     & (tasks.c.status == "done")
                 )
             ).one()
