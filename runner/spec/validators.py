@@ -29,7 +29,7 @@ def did_you_mean(word: str, known: list[str] | tuple[str, ...]) -> str:
 
 def check_mode(value: str) -> str:
     from runner.modes import MODES
-    from runner.spec.models import MODES_ALL
+    from runner.spec.tablespec import MODES_ALL
 
     if value in MODES:
         return value
