@@ -1,6 +1,6 @@
 """The table of common types, as Arrow and as a *native* table in each backend.
 
-``common_types_table()`` is the Arrow form (the edge values live in :mod:`runner.testing.suite`,
+``common_types_table()`` is the Arrow form (the edge values live in :mod:`runner.testing.values`,
 so third-party connector suites test the same values). ``create_native(url, name)`` makes that
 table with the backend's own DDL and driver, the way an application would have made it, so a copy
 test starts from a real native table and not from one etlrun wrote. ``read_native(url, name)``
@@ -21,8 +21,8 @@ import pyarrow as pa
 from sqlalchemy.engine import make_url
 
 from runner.connectors import scheme_of
-from runner.testing.suite import COMMON_SCHEMA
-from runner.testing.suite import common_types_table as _suite_table
+from runner.testing.values import COMMON_SCHEMA
+from runner.testing.values import common_types_table as _suite_table
 
 BACKENDS = ("sqlite", "duckdb", "postgres", "mariadb")
 

@@ -4,16 +4,14 @@
 :mod:`runner.testing.suite`.
 """
 
-from runner.testing.suite import (
-    COMMON_SCHEMA,
-    ConnectorSuite,
+from runner.testing.helpers import (
     assert_rows_equal,
-    common_types_table,
-    connector_suite,
     create_table_sql,
     described_schema,
     read_table,
 )
+from runner.testing.suite import ConnectorSuite, connector_suite
+from runner.testing.values import COMMON_SCHEMA, common_types_table
 
 __all__ = [
     "COMMON_SCHEMA",

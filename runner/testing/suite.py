@@ -27,307 +27,32 @@ The suite needs pytest, so it is meant for test code only.
 
 from __future__ import annotations
 
-import datetime as dt
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from sqlalchemy.engine import make_url
-from sqlglot import exp
 
 from runner.connectors import connect
 from runner.connectors.base import Connector
 from runner.errors import ConnectError, EtlrunError, TaskError
-from runner.plan.catalog import quote_ident, quote_table, table_expr
-from runner.plan.types import source_type, target_type
-
-UTC = dt.UTC
-
-COMMON_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.int64(), nullable=False),
-        ("i32", pa.int32()),
-        ("i64", pa.int64()),
-        ("dec12", pa.decimal128(12, 2)),
-        ("dec38", pa.decimal128(38, 10)),
-        ("f64", pa.float64()),
-        ("txt", pa.string()),
-        ("flag", pa.bool_()),
-        ("d", pa.date32()),
-        ("ts", pa.timestamp("us")),
-        ("tstz", pa.timestamp("us", tz="UTC")),
-        ("b", pa.binary()),
-        ("t", pa.time64("us")),
-    ]
+from runner.plan.catalog import quote_ident, quote_table
+from runner.plan.types import target_type
+from runner.testing.helpers import (
+    assert_rows_equal,
+    assert_same_kind,
+    create_table_sql,
+    described_schema,
+    read_sql,
+    read_table,
+    select_sql,
+    split_batches,
+    unreachable,
+    utc_wall_clock,
 )
-"""The common types every backend keeps: key ``id``, then one column per kind of value."""
-
-
-def _tz(hours: int) -> dt.timezone:
-    return dt.timezone(dt.timedelta(hours=hours))
-
-
-# Edge values. Decimals stay within 15 significant digits (what SQLite's REAL keeps exactly);
-# tz-aware instants stay in MariaDB TIMESTAMP's 1970..2038, so every backend holds them natively.
-_EDGE_ROWS: list[dict[str, Any]] = [
-    {
-        "i32": 2**31 - 1,
-        "i64": 2**63 - 1,
-        "dec12": Decimal("9999999999.99"),
-        "dec38": Decimal("12345.0123456789"),
-        "f64": 1.7976931348623157e308,
-        "txt": "Zoë",
-        "flag": True,
-        "d": dt.date(9999, 12, 31),
-        "ts": dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
-        "tstz": dt.datetime(2037, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-        "b": b"\xff\xfe",
-        "t": dt.time(23, 59, 59, 999999),
-    },
-    {
-        "i32": -(2**31),
-        "i64": -(2**63),
-        "dec12": Decimal("-9999999999.99"),
-        "dec38": Decimal("-0.0000000001"),
-        "f64": -2.2250738585072014e-308,
-        "txt": "😀",
-        "flag": False,
-        "d": dt.date(1000, 1, 1),
-        "ts": dt.datetime(1000, 1, 1, 0, 0, 0),
-        "tstz": dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
-        "b": b"",
-        "t": dt.time(0, 0, 0),
-    },
-    {
-        "i32": 0,
-        "i64": 0,
-        "dec12": Decimal("0.00"),
-        "dec38": Decimal("0E-10"),
-        "f64": 0.0,
-        "txt": "",
-        "flag": True,
-        "d": dt.date(1970, 1, 1),
-        "ts": dt.datetime(1970, 1, 1),
-        "tstz": dt.datetime(2024, 6, 1, 12, 0, 0, 500000, tzinfo=_tz(2)),
-        "b": b"\x00",
-        "t": dt.time(12, 34, 56, 500000),
-    },
-    {},  # NULL in every column
-    {
-        "i32": 42,
-        "i64": 1,
-        "dec12": Decimal("0.01"),
-        "dec38": Decimal("99999.9999999999"),
-        "f64": 0.1,
-        "txt": 'it\'s "quoted", a,b\nline2\ttab \\ back\\slash',
-        "d": dt.date(2000, 2, 29),
-        "ts": dt.datetime(2024, 2, 29, 12, 0, 0, 123456),
-        "tstz": dt.datetime(2000, 1, 1, 0, 0, 0, tzinfo=_tz(-5)),
-        "b": b"abc\x00\xff\n\\N",
-    },
-    {
-        "i32": -1,
-        "i64": -1,
-        "dec12": Decimal("-0.01"),
-        "dec38": Decimal("1234567890.12345"),
-        "f64": -1.5e300,
-        "txt": "👨‍👩‍👧",
-        "flag": False,
-        "d": dt.date(1969, 12, 31),
-        "ts": dt.datetime(1969, 12, 31, 23, 59, 59, 999999),
-        "tstz": dt.datetime(2038, 1, 19, 3, 14, 7, tzinfo=UTC),
-        "b": b"\x00\x00",
-        "t": dt.time(0, 0, 0, 1),
-    },
-    {"txt": "李", "f64": 3.141592653589793, "dec12": Decimal("1234567890.10")},
-    {"txt": "NULL", "i64": 9007199254740993, "d": dt.date(2024, 2, 29)},
-    {"txt": "\\N", "f64": 5e-324, "b": b"\\N"},
-    {"txt": "  padded  ", "f64": -0.5, "i32": 7},
-]
-
-
-def _ordinary_row(i: int) -> dict[str, Any]:
-    """Row ``i`` past the edge rows: varied values, and one column NULL in turn."""
-    row: dict[str, Any] = {
-        "i32": i * 1000 - 7,
-        "i64": -(i * 10**15) - i,
-        "dec12": Decimal(i * 12345 - 50000).scaleb(-2),
-        "dec38": Decimal(i * 1234567).scaleb(-7),
-        "f64": i / 7,
-        "txt": f"row {i} Zoë ✓",
-        "flag": i % 2 == 0,
-        "d": dt.date(2000, 1, 1) + dt.timedelta(days=i * 37),
-        "ts": dt.datetime(2020, 1, 1) + dt.timedelta(seconds=i * 86399, microseconds=i * 7919),
-        "tstz": dt.datetime(2021, 3, 28, 0, 30, tzinfo=UTC)
-        + dt.timedelta(hours=i * 5, microseconds=i),
-        "b": bytes([i % 256, 255 - i % 256, 0]),
-        "t": dt.time((i * 7) % 24, (i * 13) % 60, (i * 17) % 60, (i * 7919) % 10**6),
-    }
-    names = [f.name for f in COMMON_SCHEMA][1:]
-    row[names[i % len(names)]] = None
-    return row
-
-
-def common_types_table(rows: int | None = None, first_id: int = 1, id_step: int = 1) -> pa.Table:
-    """The common-types table: the edge rows, then ordinary rows up to ``rows`` in all.
-
-    ``id`` runs ``first_id, first_id + id_step, ...``; rows are in ``id`` order.
-    """
-    count = len(_EDGE_ROWS) if rows is None else rows
-    records = []
-    for i in range(count):
-        row = dict(_EDGE_ROWS[i]) if i < len(_EDGE_ROWS) else _ordinary_row(i)
-        records.append({"id": first_id + i * id_step, **row})
-    columns = {
-        f.name: pa.array([r.get(f.name) for r in records], type=f.type) for f in COMMON_SCHEMA
-    }
-    return pa.table(columns, schema=COMMON_SCHEMA)
-
-
-# --- helpers a suite (or any connector test) can use -------------------------------------------
-def create_table_sql(
-    connector: Connector,
-    name: str,
-    schema: pa.Schema,
-    key: Iterable[str] = ("id",),
-    not_null: Iterable[str] = (),
-) -> str:
-    """CREATE TABLE for ``schema`` with the DDL types etlrun writes for this backend."""
-    d, keys = connector.dialect, list(key)
-    required = set(keys) | set(not_null)
-    lines = [
-        f"{quote_ident(f.name, d)} {target_type(f.type, d, is_key=f.name in keys).ddl}"
-        + (" NOT NULL" if f.name in required else "")
-        for f in schema
-    ]
-    if keys:
-        lines.append(f"PRIMARY KEY ({', '.join(quote_ident(k, d) for k in keys)})")
-    suffix = ""
-    if d == "mysql":
-        suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin"
-    return f"CREATE TABLE {quote_table(name, d)} ({', '.join(lines)}){suffix}"
-
-
-def select_sql(connector: Connector, name: str, columns: Iterable[str], order_by: str) -> str:
-    d = connector.dialect
-    projection = ", ".join(quote_ident(c, d) for c in columns)
-    return f"SELECT {projection} FROM {quote_table(name, d)} ORDER BY {quote_ident(order_by, d)}"
-
-
-def read_sql(connector: Connector, name: str, schema: pa.Schema, order_by: str) -> str:
-    """The SELECT etlrun would read ``schema`` with: each column as the connector projects it."""
-    d = connector.dialect
-    projection = [connector.read_expression(f.name, f.type, False) for f in schema]
-    query = exp.select(*projection).from_(table_expr(name))
-    return query.order_by(exp.column(order_by, quoted=True)).sql(dialect=d, identify=True)
-
-
-def read_table(
-    connector: Connector, name: str, schema: pa.Schema, order_by: str, batch_rows: int = 1000
-) -> pa.Table:
-    batches = list(connector.read(read_sql(connector, name, schema, order_by), schema, batch_rows))
-    for batch in batches:
-        assert batch.schema.equals(schema), f"read gave {batch.schema}, asked for {schema}"
-    return pa.Table.from_batches(batches, schema=schema)
-
-
-def described_schema(connector: Connector, name: str) -> pa.Schema:
-    """The Arrow schema etlrun would read ``name`` with, from the backend's own description."""
-    info = connector.describe(name)
-    return pa.schema(
-        [(c.name, source_type(c.type_sql, connector.dialect).arrow) for c in info.columns]
-    )
-
-
-def utc_wall_clock(value: Any) -> Any:
-    """An aware datetime as the naive UTC wall clock a zone-less backend stores."""
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
-def assert_same_kind(
-    written: pa.DataType, read: pa.DataType, lossy: str | None, where: str
-) -> None:
-    """A column reads back as the type it was written as, up to integer widening and lossy flags."""
-    if pa.types.is_integer(written):
-        assert pa.types.is_integer(read) and read.bit_width >= written.bit_width, where
-    elif pa.types.is_timestamp(written) and written.tz and lossy and "time zone" in lossy:
-        assert pa.types.is_timestamp(read), where
-    else:
-        assert read.equals(written), f"{where}: wrote {written}, reads back as {read}"
-
-
-def assert_rows_equal(
-    actual: pa.Table,
-    expected: pa.Table,
-    key: str = "id",
-    normalize: dict[str, Callable[[Any], Any]] | None = None,
-) -> None:
-    """Row by row by ``key``, value by value; ``normalize`` maps an expected value per column."""
-    normalize = normalize or {}
-    got = {row[key]: row for row in actual.to_pylist()}
-    want = {row[key]: row for row in expected.to_pylist()}
-    assert sorted(got, key=repr) == sorted(want, key=repr), "different keys"
-    problems = []
-    for k, row in want.items():
-        for column, value in row.items():
-            value = normalize.get(column, lambda v: v)(value)
-            other = got[k][column]
-            if not same_value(value, other):
-                problems.append(f"{key}={k!r} {column}: expected {value!r}, got {other!r}")
-    assert not problems, f"{len(problems)} values differ:\n" + "\n".join(problems[:40])
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equal as values: NULL only to NULL, a bool only to a bool, datetimes only when both or
-    neither carry a zone, Decimal and int by number, anything else by type and value."""
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
-        return (a.tzinfo is None) == (b.tzinfo is None) and a == b
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (a != a and b != b)
-    if isinstance(a, Decimal | int) and isinstance(b, Decimal | int):
-        return Decimal(a) == Decimal(b)
-    return type(a) is type(b) and a == b
-
-
-def closed_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def unreachable(url: str, tmp_path: Path) -> str:
-    """``url`` pointed where nothing answers: a closed port, or a file in a missing folder."""
-    parsed = make_url(url)
-    if parsed.host:
-        return parsed.set(host="127.0.0.1", port=closed_port()).render_as_string(
-            hide_password=False
-        )
-    return parsed.set(database=str(tmp_path / "missing" / "folder" / "db")).render_as_string(
-        hide_password=False
-    )
-
-
-def _batches(table: pa.Table, sizes: Iterable[int]) -> Iterator[pa.RecordBatch]:
-    start = 0
-    for size in sizes:
-        yield (
-            table.slice(start, size).to_batches()[0]
-            if size
-            else pa.RecordBatch.from_pylist([], schema=table.schema)
-        )
-        start += size
+from runner.testing.values import COMMON_SCHEMA, common_types_table
 
 
 # --- the suite -------------------------------------------------------------------------------
@@ -458,7 +183,7 @@ class ConnectorSuite:
         expected = common_types_table(rows=23)
         self.create(connector, self.table, COMMON_SCHEMA)
         sizes = [5, 0, 1, 10, 7]
-        written = self.write(connector, self.table, _batches(expected, sizes), COMMON_SCHEMA)
+        written = self.write(connector, self.table, split_batches(expected, sizes), COMMON_SCHEMA)
         assert written == 23
         schema = described_schema(connector, self.table)
         normalize = self.normalizers(connector, COMMON_SCHEMA)

@@ -37,7 +37,7 @@ from runner.plan.compiler import compile
 from runner.plan.plan import TablePlan
 from runner.plan.types import arrow_from_str, source_type
 from runner.spec.load import load
-from runner.testing.suite import assert_same_kind, same_value, utc_wall_clock
+from runner.testing.helpers import assert_same_kind, same_value, utc_wall_clock
 
 SOURCE, TARGET = "common_types", "copied"
 ROWS, CHUNK_ROWS = 60, 16  # 4 chunks
