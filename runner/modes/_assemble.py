@@ -25,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from runner.connectors.fs import FormatWriter, FsConnector, _HashingWriter
+from runner.connectors.fs import FormatWriter, FsConnector, HashingWriter
 
 PART_EXT = "arrows"
 """The part files' extension: Arrow IPC stream format."""
@@ -73,7 +73,7 @@ class Assembler:
         self.broken = False
         self.temp: str | None = None
         self._out: Any = None
-        self._hasher: _HashingWriter | None = None
+        self._hasher: HashingWriter | None = None
         self._writer: FormatWriter | None = None
 
     # --- the turn --------------------------------------------------------------------------
@@ -127,7 +127,7 @@ class Assembler:
         full = self.fs.path(self.temp)
         self.fs._makedirs(os.path.dirname(full))
         self._out = self.fs.fs.open(full, "wb")
-        self._hasher = _HashingWriter()
+        self._hasher = HashingWriter()
         self._hasher.out = self._out
         self._writer = FormatWriter(self._hasher, self.fmt, self.schema, self.compression)  # type: ignore[arg-type]
 
