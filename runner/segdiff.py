@@ -82,6 +82,23 @@ class HashSide:
         found = {int(r[0]): (_int(r[1]), _int(r[2]), _int(r[3])) for r in self.connector.rows(sql)}
         return [found.get(i, EMPTY) for i in range(len(bounds) + 1)]
 
+    def buckets_with(
+        self, lo: Any, hi: Any, bounds: Sequence[Any], extra: str
+    ) -> tuple[list[Sums], list[int]]:
+        """:meth:`buckets`, and the sum of the SQL expression ``extra`` over each range's rows,
+        computed by the same statement (one snapshot)."""
+        sql = bucket_sql(
+            self.table, self.columns, self.connector.dialect, self.flavor, self.key,
+            self.key_type, lo, hi, bounds, self.where, self.normalize, extra,
+        )  # fmt: skip
+        found = {int(r[0]): r for r in self.connector.rows(sql)}
+        sums, more = [], []
+        for i in range(len(bounds) + 1):
+            r = found.get(i)
+            sums.append((_int(r[1]), _int(r[2]), _int(r[3])) if r else EMPTY)
+            more.append(_int(r[4]) if r else 0)
+        return sums, more
+
     def row_hashes(self, lo: Any, hi: Any, rows: int = 0) -> pa.Table:
         """``etlrun_k, etlrun_h1, etlrun_h2`` of every row in ``(lo, hi]``, as Arrow. About
         ``rows`` rows: few are fetched on the connection at hand, many by the fast Arrow reader

@@ -49,6 +49,7 @@ from runner.plan.segments import flavor_for, hashed_columns
 from runner.plan.types import arrow_from_str
 from runner.sanitize import read_schema
 from runner.segdiff import DENSE, Differ, HashSide, Leaf, Sums, json_normalize
+from runner.tokens import SourceTokens, Token
 
 PASS_THROUGH = (None, "keep", "allow")
 APPLY_KEYS = 50_000
@@ -237,17 +238,39 @@ def _target_rows(p: dict[str, Any], ctx: RunContext) -> int:
 
 
 def _against_target(
-    src: HashSide, tgt: HashSide, detect: HashSide, rows: int, chunk_rows: int, pool: Any
-) -> tuple[list[tuple[Any, Any]], list[Sums], list[Sums], list[Sums]]:
-    """Chunks cut on the target: (ranges, source sums, target sums, source sums as stored)."""
+    src: HashSide,
+    tgt: HashSide,
+    detect: HashSide,
+    rows: int,
+    chunk_rows: int,
+    pool: Any,
+    tokens: SourceTokens | None = None,
+) -> tuple[list[tuple[Any, Any]], list[Sums], list[Sums], list[Sums], list[Token | None]]:
+    """Chunks cut on the target: (ranges, source sums, target sums, source sums as stored,
+    row-version tokens of the chunks found equal).
+
+    Tokens are read by the source's checksum statement itself, so where its checksum equals
+    the target's the token describes rows the target has; only when the stored checksum is
+    that same statement's (no json hashed as jsonb)."""
     parts = math.ceil(rows / chunk_rows) if rows else 1
     bounds = tgt.split(None, None, rows, parts) if parts > 1 else []
     edges = [None, *bounds, None]
+    ranges = list(zip(edges[:-1], edges[1:], strict=True))
+    if tokens is not None and detect is src:
+        xmin = tokens.snapshot_xmin()
+        a = pool.submit(src.buckets_with, None, None, bounds, tokens.row_token)
+        b = pool.submit(tgt.buckets, None, None, bounds)
+        (source, totals), target = a.result(), b.result()
+        found: list[Token | None] = [
+            (tokens.token(n), xmin) if s == t else None
+            for s, t, n in zip(source, target, totals, strict=True)
+        ]
+        return ranges, source, target, source, found
     a = pool.submit(src.buckets, None, None, bounds)
     b = pool.submit(tgt.buckets, None, None, bounds)
     source, target = a.result(), b.result()
     stored = source if detect is src else detect.buckets(None, None, bounds)
-    return list(zip(edges[:-1], edges[1:], strict=True)), source, target, stored
+    return ranges, source, target, stored, [None] * len(ranges)
 
 
 def _first_checksums(task: Task, ctx: RunContext) -> TaskResult:
@@ -256,13 +279,14 @@ def _first_checksums(task: Task, ctx: RunContext) -> TaskResult:
     the next run compares those chunks with the target."""
     p = task.params
     src, tgt, detect = _sides(p, ctx)
+    tokens = SourceTokens.probe(src)
     with ThreadPoolExecutor(2) as pool:
-        ranges, source, target, stored = _against_target(
-            src, tgt, detect, _target_rows(p, ctx), p["chunk_rows"], pool
+        ranges, source, target, stored, found = _against_target(
+            src, tgt, detect, _target_rows(p, ctx), p["chunk_rows"], pool, tokens
         )
     chunks = [
-        (lo, hi, *(d if s == t else UNKNOWN))
-        for (lo, hi), s, t, d in zip(ranges, source, target, stored, strict=True)
+        (lo, hi, *(d if s == t else UNKNOWN), *(token or (None, None)))
+        for (lo, hi), s, t, d, token in zip(ranges, source, target, stored, found, strict=True)
     ]
     _store(ctx).set_chunk_checksums(p["job"], p["target"], p["signature"], chunks, ctx.run_id)
     return TaskResult(extra={"chunks": len(chunks)})
@@ -272,22 +296,31 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
     p = task.params
     store = _store(ctx)
     src, tgt, detect = _sides(p, ctx)
+    tokens = SourceTokens.probe(detect)  # PostgreSQL tables: row versions say what changed
     signature, stored = store.get_chunk_checksums(p["job"], p["target"])
     with ThreadPoolExecutor(2) as pool:
         differ = Differ(src, tgt, pool)
         if stored and signature == p["signature"]:
             bounds = [c[1] for c in stored[:-1]]
             ranges = [(c[0], c[1]) for c in stored]
+            known: list[Sums] = [tuple(c[2:5]) for c in stored]  # type: ignore[misc]
             started = time.monotonic()
-            source_sums = detect.buckets(None, None, bounds)  # the only full scan: the source
-            logger.debug("{}: source checksums in {:.2f}s", p["target"], time.monotonic() - started)
-            known: list[Sums] = [tuple(c[2:]) for c in stored]  # type: ignore[misc]
+            if tokens is not None:  # only the chunks whose rows were written are hashed
+                held = [None if c[5] is None else (c[5], c[6]) for c in stored]
+                detected = tokens.detect(ranges, known, held)
+                source_sums, found, hashed = detected.sums, detected.tokens, detected.hashed
+            else:  # the only full scan: the source
+                source_sums = detect.buckets(None, None, bounds)
+                found, hashed = [None] * len(ranges), len(ranges)
+            logger.debug("{}: source checksums of {} chunk(s) in {:.2f}s", p["target"], hashed,
+                         time.monotonic() - started)  # fmt: skip
             to_store = source_sums
         else:  # no usable state: every chunk against the target itself
             rows = max(_target_rows(p, ctx), src.catalog.count(p["source"], src.where))
-            ranges, source_sums, known, to_store = _against_target(
-                src, tgt, detect, rows, p["chunk_rows"], pool
+            ranges, source_sums, known, to_store, found = _against_target(
+                src, tgt, detect, rows, p["chunk_rows"], pool, tokens if detect is src else None
             )
+            hashed = len(ranges)
         totals = {"inserted": 0, "updated": 0, "deleted": 0}
         differs = [a != b for a, b in zip(source_sums, known, strict=True)]
         pending: list[Leaf] = []
@@ -323,25 +356,27 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
         if pending:
             _apply(task, ctx, pending)
         new_chunks: list[tuple] = []
-        for (lo, hi), s in zip(ranges, to_store, strict=True):
+        for (lo, hi), s, token in zip(ranges, to_store, found, strict=True):
             if s[0] > 2 * p["chunk_rows"]:  # grown by inserts: split it (the target = source now)
                 new_chunks += _chunked(detect, lo, hi, s[0], p["chunk_rows"])
-            else:
-                new_chunks.append((lo, hi, *s))
+            else:  # a token only where the chunk was found equal (see runner/tokens.py)
+                new_chunks.append((lo, hi, *s, *(token or (None, None))))
         changed_chunks = sum(differs)
     # after every target commit: the target now holds what the source held when hashed
     _crash_point(f"{task.id}:applied")
     store.set_chunk_checksums(p["job"], p["target"], p["signature"], new_chunks, ctx.run_id)
     changed = sum(totals.values())
     logger.info(
-        "{}: {} of {} chunk(s) changed: {} inserted, {} updated, {} deleted ({} checksum scans)",
+        "{}: {} of {} chunk(s) changed: {} inserted, {} updated, {} deleted ({} chunk(s) "
+        "checksummed, {} skipped by row versions; {} checksum scans)",
         p["target"], changed_chunks, len(ranges), totals["inserted"], totals["updated"],
-        totals["deleted"], differ.scans + 1,
+        totals["deleted"], hashed, len(ranges) - hashed, differ.scans + 1,
     )  # fmt: skip
     return TaskResult(
         rows=changed,
-        extra={**totals, "chunks_changed": changed_chunks, "chunks": len(ranges)},
-    )
+        extra={**totals, "chunks_changed": changed_chunks, "chunks": len(ranges),
+               "chunks_hashed": hashed},
+    )  # fmt: skip
 
 
 def _total(sums: list[Sums]) -> Sums:

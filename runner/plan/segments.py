@@ -102,7 +102,7 @@ def _key(key: str, key_type: str | None, dialect: str) -> exp.Expression:
     return binary_order(column, dialect) if key_type == "string" else column
 
 
-def _where(
+def where_sql(
     key: str | None,
     key_type: str | None,
     lo: Any,
@@ -130,12 +130,33 @@ def bucket_sql(
     bounds: Sequence[Any],
     where: exp.Expression | None = None,
     normalize: Collection[str] = (),
+    extra: str | None = None,
 ) -> str:
     """``SELECT bucket, count, sum1, sum2`` for the ranges ``(lo, b1], (b1, b2] ... (bn, hi]``.
 
     Bucket i is the range ending at ``bounds[i]`` (the last one at ``hi``); empty buckets are
     absent from the result. NULL keys belong to the first bucket, as in range_condition.
+    ``extra``: one more integer expression per row, summed per bucket as a fifth column in the
+    same statement (so it sees the same snapshot as the checksum).
     """
+    inner_hash, first, second = row_hash(columns, dialect, flavor, normalize)
+    more = f", {extra} AS etlrun_x" if extra else ""
+    inner = (
+        f"SELECT {bucket_case(key, key_type, bounds, dialect)} AS etlrun_b, "
+        f"{inner_hash} AS etlrun_h{more} "
+        f"FROM {quote_table(table, dialect)}{where_sql(key, key_type, lo, hi, dialect, where)}"
+    )
+    summed = ", COALESCE(SUM(etlrun_x), 0)" if extra else ""
+    return (
+        f"SELECT etlrun_b, COUNT(*), COALESCE(SUM({first}), 0), COALESCE(SUM({second}), 0)"
+        f"{summed} FROM ({inner}) etlrun_rows GROUP BY etlrun_b"
+    )
+
+
+def bucket_case(key: str, key_type: str | None, bounds: Sequence[Any], dialect: str) -> str:
+    """The number of the range ``(b[i-1], b[i]]`` a row's key falls in (NULL keys: 0)."""
+    if not bounds:
+        return "0"
     compared = _key(key, key_type, dialect)
     cases = [
         (exp.Is(this=exp.column(key, quoted=True), expression=exp.Null()), 0),
@@ -145,16 +166,7 @@ def bucket_sql(
         ifs=[exp.If(this=c, true=exp.Literal.number(i)) for c, i in cases],
         default=exp.Literal.number(len(bounds)),
     )
-    bucket_text = bucket.sql(dialect=dialect, identify=True) if bounds else "0"
-    inner_hash, first, second = row_hash(columns, dialect, flavor, normalize)
-    inner = (
-        f"SELECT {bucket_text} AS etlrun_b, {inner_hash} AS etlrun_h "
-        f"FROM {quote_table(table, dialect)}{_where(key, key_type, lo, hi, dialect, where)}"
-    )
-    return (
-        f"SELECT etlrun_b, COUNT(*), COALESCE(SUM({first}), 0), COALESCE(SUM({second}), 0) "
-        f"FROM ({inner}) etlrun_rows GROUP BY etlrun_b"
-    )
+    return bucket.sql(dialect=dialect, identify=True)
 
 
 def row_hashes_sql(
@@ -174,7 +186,7 @@ def row_hashes_sql(
     k = quote_ident(key, dialect)
     inner = (
         f"SELECT {k} AS etlrun_k, {inner_hash} AS etlrun_h "
-        f"FROM {quote_table(table, dialect)}{_where(key, key_type, lo, hi, dialect, where)}"
+        f"FROM {quote_table(table, dialect)}{where_sql(key, key_type, lo, hi, dialect, where)}"
     )
     return (
         f"SELECT etlrun_k, {first} AS etlrun_h1, {second} AS etlrun_h2 FROM ({inner}) etlrun_rows"

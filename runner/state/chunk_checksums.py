@@ -18,25 +18,32 @@ class ChunkChecksums:
     host: str
 
     def get_chunk_checksums(self, job: str, table: str) -> tuple[str, list[tuple[Any, ...]]]:
-        """(signature, [(lo, hi, rows, sum1, sum2)] in key order); ("", []) when none."""
+        """(signature, [(lo, hi, rows, sum1, sum2, token, token_xid)] in key order); ("", [])
+        when none. ``token`` and ``token_xid`` are None for a chunk without a row-version token
+        (and in every chunk of a store from before tokens)."""
         c = chunk_checksums.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(c.signature, c.lo, c.hi, c.rows, c.sum1, c.sum2)
+                sa.select(c.signature, c.lo, c.hi, c.rows, c.sum1, c.sum2, c.token, c.token_xid)
                 .where((c.job == job) & (c.table_name == table))
                 .order_by(c.chunk)
             ).all()
         if not rows:
             return "", []
         chunks = [
-            (json.loads(r[1]), json.loads(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows
-        ]
+            (json.loads(r[1]), json.loads(r[2]), int(r[3]), int(r[4]), int(r[5]), r[6],
+             None if r[7] is None else int(r[7]))
+            for r in rows
+        ]  # fmt: skip
         return str(rows[0][0]), chunks
 
     def set_chunk_checksums(
         self, job: str, table: str, signature: str, chunks: list[tuple[Any, ...]], run_id: str
     ) -> None:
-        """Replace the table's chunk checksums; called only after the target commits."""
+        """Replace the table's chunk checksums; called only after the target commits.
+
+        Each chunk is ``(lo, hi, rows, sum1, sum2)``, optionally followed by ``(token,
+        token_xid)``."""
         c = chunk_checksums.c
         at = now()
         with self.engine.begin() as conn:
@@ -47,7 +54,10 @@ class ChunkChecksums:
                     [
                         {"job": job, "table_name": table, "chunk": i, "signature": signature,
                          "lo": json.dumps(lo), "hi": json.dumps(hi), "rows": rows,
-                         "sum1": str(s1), "sum2": str(s2), "run_id": run_id, "updated_at": at}
-                        for i, (lo, hi, rows, s1, s2) in enumerate(chunks)
+                         "sum1": str(s1), "sum2": str(s2), "run_id": run_id, "updated_at": at,
+                         "token": token, "token_xid": xid}
+                        for i, (lo, hi, rows, s1, s2, token, xid) in enumerate(
+                            (*chunk, None, None)[:7] for chunk in chunks
+                        )
                     ],
                 )  # fmt: skip

@@ -82,6 +82,10 @@ chunk_checksums = sa.Table(
     sa.Column("sum2", sa.Text, nullable=False),
     sa.Column("run_id", sa.String(64)),
     sa.Column("updated_at", sa.DateTime),
+    # a PostgreSQL source's row versions in the chunk when it last matched the target (see
+    # runner/tokens.py): "<cluster>:<hash sum>", and the snapshot xmin it holds from; NULL: none
+    sa.Column("token", sa.Text),
+    sa.Column("token_xid", sa.BigInteger),
 )
 # the purge audit (the seed's PURGE_REQUEST / PURGE_REQUEST_DETAILS / PURGE_MODULE_INPUT)
 purge_requests = sa.Table(

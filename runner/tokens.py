@@ -1,0 +1,183 @@
+"""Row-version tokens: which chunks of a PostgreSQL source changed, without hashing their rows.
+
+Every INSERT and UPDATE in PostgreSQL writes a new tuple version stamped with the writing
+(sub)transaction's id, ``xmin``; a DELETE ends a version. A chunk's token is read from the key
+and the system columns only (no column is decoded): its row count, the sum of
+``hash_record_extended(ROW(tableoid, key, xmin), 0)`` over its rows, and how many of its rows
+were written since the snapshot the stored token was read in (``xmin`` at or after that
+snapshot's xmin, the oldest transaction then still running). A chunk is unchanged when that
+count is 0 and the row count and sum equal the stored ones. Why that cannot say "unchanged"
+about a chunk that changed:
+
+- A version visible now whose xmin precedes the stored snapshot's xmin was committed before
+  that snapshot, and a version never becomes visible again once deleted: so with no rows
+  written since, the rows now are a subset of the rows then, and an equal count makes them the
+  same rows. Updates and inserts (also by subtransactions: a subtransaction's id follows its
+  parent's) are recent rows; deletes lower the count. The hash sum catches rows that entered or
+  left a ``where:`` filter without being written (a filter on ``now()``), and rows moved
+  between partitions or tables (``tableoid``).
+- Freezing keeps the raw xmin since PostgreSQL 9.4 (it sets infomask bits); an older server
+  overwrote it, which only makes a frozen chunk look changed. Ids are 32-bit and wrap: the
+  recent rows are counted in the window ``[stored xmin, now)`` modulo 2^32, and a token older
+  than 2^30 transactions is not used; a wrapped ancient id falling in the window only costs a
+  false "changed".
+- Ids are only comparable within one line of history: the token carries the cluster's system
+  identifier and timeline, so a promoted standby (its ids may repeat lost ones), a restored
+  backup or another server never matches. ``pg_upgrade``, dump and restore, VACUUM FULL and
+  CLUSTER, or an UPDATE that sets the same values, make chunks look changed: they then cost
+  what every chunk costs without tokens (content checksum, compared with the stored one).
+- Views and foreign tables have no row versions of their own: no tokens, as before.
+
+What tokens cannot see is a change without a row write: a renamed enum label
+(``ALTER TYPE ... RENAME VALUE``) or a ``reg*`` column whose object was renamed. Those are
+caught by a run without usable tokens (``--fresh`` state, or any column change).
+
+A token is stored only for a chunk whose source rows, in the statement that read the token,
+had the checksum the target has (so "unchanged since" means "still equal to the target"): a
+chunk found unchanged, or one whose content checksum was found equal in the same statement.
+Chunks applied by the run store no token; the next run checksums them and stores one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+from sqlglot import exp
+
+from runner.errors import EtlrunError
+from runner.plan.catalog import quote_ident, quote_table
+from runner.plan.segments import bucket_case, where_sql
+from runner.segdiff import HashSide, Sums
+
+KINDS = ("r", "p", "m")
+"""pg_class.relkind with row versions: tables, partitioned tables, materialized views."""
+WINDOW = 1 << 30
+"""Transactions a stored token stays usable for (ids wrap at 2^32)."""
+WRAP = 1 << 32
+
+Token = tuple[str, int]
+"""What a chunk stores: ("<cluster>:<hash sum>", the 64-bit snapshot xmin it holds from)."""
+
+
+@dataclass
+class Detected:
+    """The chunks' content checksums (the stored ones where a token said unchanged), the
+    tokens to store after the run, and how many chunks were content-hashed."""
+
+    sums: list[Sums]
+    tokens: list[Token | None]
+    hashed: int
+
+
+class SourceTokens:
+    """Row-version tokens of one PostgreSQL source table (see the module docstring)."""
+
+    def __init__(self, side: HashSide, cluster: str) -> None:
+        self.side = side
+        self.cluster = cluster
+        self.row_token = (
+            f"hash_record_extended(ROW(tableoid, {quote_ident(side.key, 'postgres')}, xmin), 0)"
+        )
+
+    @classmethod
+    def probe(cls, side: HashSide) -> SourceTokens | None:
+        """Tokens for ``side``'s table, or None: not PostgreSQL, not a table (a view), or the
+        cluster's identity unreadable."""
+        if side.connector.dialect != "postgres":
+            return None
+        name = exp.Literal.string(quote_table(side.table, "postgres")).sql(dialect="postgres")
+        try:
+            found = side.connector.rows(
+                "SELECT c.relkind, s.system_identifier, k.timeline_id "
+                "FROM pg_control_system() s CROSS JOIN pg_control_checkpoint() k "
+                f"LEFT JOIN pg_class c ON c.oid = to_regclass({name})"
+            )
+        except EtlrunError as exc:  # e.g. pg_control_* not granted: compare as without tokens
+            logger.debug("{}: no row-version tokens ({})", side.table, exc)
+            return None
+        kind, system, timeline = found[0]
+        if kind not in KINDS:
+            logger.debug("{}: relkind {!r} has no row versions: no tokens", side.table, kind)
+            return None
+        return cls(side, f"{system}/{timeline}")
+
+    def snapshot_xmin(self) -> int:
+        """The 64-bit xmin of a snapshot taken now: every transaction below it has ended."""
+        value = self.side.connector.scalar("SELECT txid_snapshot_xmin(txid_current_snapshot())")
+        return int(value)  # type: ignore[call-overload]
+
+    def token(self, total: int) -> str:
+        return f"{self.cluster}:{total}"
+
+    def scan_sql(self, bounds: list[Any], since: int) -> str:
+        """Per range: rows, hash sum, and rows written at or after the 64-bit xid ``since``
+        (modulo 2^32, up to the statement's own snapshot: parallel-safe, unlike ``age``)."""
+        s = self.side
+        recent = (
+            f"(xmin::text::bigint - {since % WRAP} + {WRAP}) % {WRAP} < "
+            f"(SELECT txid_snapshot_xmax(txid_current_snapshot())) - {since}"
+        )
+        inner = (
+            f"SELECT {bucket_case(s.key, s.key_type, bounds, 'postgres')} AS etlrun_b, "
+            f"{self.row_token} AS etlrun_t, {recent} AS etlrun_r "
+            f"FROM {quote_table(s.table, 'postgres')}"
+            f"{where_sql(s.key, s.key_type, None, None, 'postgres', s.where)}"
+        )
+        return (
+            "SELECT etlrun_b, COUNT(*), COALESCE(SUM(etlrun_t), 0), "
+            f"COUNT(*) FILTER (WHERE etlrun_r) FROM ({inner}) etlrun_rows GROUP BY etlrun_b"
+        )
+
+    def usable_since(self, stored: list[Token | None], now: int) -> int | None:
+        """The oldest stored snapshot xmin, when the stored tokens can be used at all."""
+        held = [t for t in stored if t is not None and t[0].startswith(f"{self.cluster}:")]
+        if not held:
+            return None
+        since = min(t[1] for t in held)
+        if not 0 <= now - since < WINDOW:
+            logger.debug("{}: stored tokens from xid {}, now {}: not used", self.side.table,
+                         since, now)  # fmt: skip
+            return None
+        return since
+
+    def detect(
+        self,
+        ranges: list[tuple[Any, Any]],
+        known: list[Sums],
+        stored: list[Token | None],
+    ) -> Detected:
+        """Each stored chunk's source checksum: the stored one where the token says unchanged,
+        else computed (runs of adjacent chunks in one statement each, tokens read alongside)."""
+        bounds = [hi for _, hi in ranges[:-1]]
+        xmin = self.snapshot_xmin()  # before any read below: the stored tokens hold from here
+        since = self.usable_since(stored, xmin)
+        same = [False] * len(ranges)
+        tokens: list[Token | None] = [None] * len(ranges)
+        if since is not None:
+            scanned = self.side.connector.rows(self.scan_sql(bounds, since))
+            found = {int(r[0]): r[1:] for r in scanned}
+            for i, token in enumerate(stored):
+                rows, total, recent = (int(v) for v in found.get(i, (0, 0, 0)))
+                if token is not None and (rows, self.token(total)) == (known[i][0], token[0]):
+                    same[i] = recent == 0
+                    tokens[i] = (token[0], xmin) if same[i] else None
+        sums = list(known)
+        i = 0
+        while i < len(ranges):
+            if same[i]:
+                i += 1
+                continue
+            j = i
+            while j + 1 < len(ranges) and not same[j + 1]:
+                j += 1
+            inner = [hi for _, hi in ranges[i:j]]
+            part, totals = self.side.buckets_with(ranges[i][0], ranges[j][1], inner,
+                                                  self.row_token)  # fmt: skip
+            for k, (s, total) in enumerate(zip(part, totals, strict=True)):
+                sums[i + k] = s
+                # equal to the stored checksum, which the target has: a token for it
+                tokens[i + k] = (self.token(total), xmin) if s == known[i + k] else None
+            i = j + 1
+        return Detected(sums, tokens, len(ranges) - sum(same))
