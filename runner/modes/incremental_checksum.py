@@ -5,13 +5,16 @@ target's rows as of the last run: row count and an order-independent sum of row 
 (plan/segments.py, computed inside the database). A run:
 
 1. computes the source's checksum of every stored chunk in one grouped scan of the source;
+   on a PostgreSQL table, first the chunks' row-version tokens (runner/tokens.py: key and
+   xmin only, no column decoded), and the checksum of only the chunks whose rows were written
+   since the token stored with them (the others keep their stored checksum);
 2. for each chunk whose checksum is not the stored one, bisects it against the target
    (segdiff.py: sub-range checksums on both sides at once, then the keys and hashes of the
    small ranges that still differ), which names exactly the keys inserted, updated and deleted;
 3. applies the changed chunks in target transactions, each holding one or more whole chunks'
    changes: delete those keys, insert the source's rows for them (sanitized in flight);
 4. after the last commit, stores the new chunk checksums (a chunk grown past twice
-   ``chunk_rows`` by inserts is split).
+   ``chunk_rows`` by inserts is split), and a token for each chunk found equal.
 
 So updates that touched no timestamp, deletes and inserts below the largest key are all
 found, and unchanged chunks cost one hash per row on the source only. The first run (no target
@@ -35,19 +38,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pyarrow as pa
 from loguru import logger
-from sqlglot import exp
 
 from runner.execute.context import RunContext, TaskResult
 from runner.modes import copy as copy_mode
+from runner.modes._apply_keys import apply_leaves as _apply
 from runner.modes.sync import report_where
-from runner.plan.catalog import literal, quote_table
+from runner.plan.catalog import quote_table
 from runner.plan.compiler import TableContext
 from runner.plan.plan import TablePlan, Task
 from runner.plan.segments import flavor_for, hashed_columns
-from runner.plan.types import arrow_from_str
-from runner.sanitize import read_schema
 from runner.segdiff import DENSE, Differ, HashSide, Leaf, Sums, json_normalize
 from runner.tokens import SourceTokens, Token
 
@@ -56,14 +56,8 @@ APPLY_KEYS = 50_000
 """Changed keys gathered before they are applied in one target transaction."""
 SPAN_CHUNKS = 10
 """Scattered changes: at most this many adjacent chunks compared by one row diff (memory)."""
-KEYS_PER_STATEMENT = 5000
-RUN_KEYS = 100
-"""Consecutive integer keys written as one BETWEEN from this many on."""
-MAX_RUNS = 16
-"""BETWEENs in one condition at most (see key_condition)."""
 UNKNOWN: Sums = (-1, 0, 0)
 """A stored checksum no source has: the chunk is compared with the target next run."""
-"""Keys listed in one ``IN (...)``: statements stay small enough for every database."""
 
 
 # --- compile -----------------------------------------------------------------------------------
@@ -381,63 +375,3 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
 
 def _total(sums: list[Sums]) -> Sums:
     return (sum(x[0] for x in sums), sum(x[1] for x in sums), sum(x[2] for x in sums))
-
-
-def key_condition(keys: list[Any], key: str, key_type: str | None) -> exp.Expression:
-    """``key`` in ``keys``: the longest runs of consecutive integers (at most ``MAX_RUNS``,
-    each of ``RUN_KEYS`` keys or more) as BETWEEN, every other key in IN lists, which every
-    database looks up by index or by hash. Never a long OR: PostgreSQL JIT-compiles an OR of
-    thousands of terms for longer than any scan, without answering a cancel meanwhile."""
-    column = exp.column(key, quoted=True)
-    singles: list[Any] = list(keys)
-    runs: list[list[int]] = []
-    if key_type is not None and key_type.startswith(("int", "uint")):
-        ordered = sorted(int(k) for k in keys)
-        start = 0
-        for i in range(1, len(ordered) + 1):
-            if i == len(ordered) or ordered[i] != ordered[i - 1] + 1:
-                runs.append(ordered[start:i])
-                start = i
-        runs.sort(key=len, reverse=True)
-        long = [r for r in runs[:MAX_RUNS] if len(r) >= RUN_KEYS]
-        singles = [k for r in runs[len(long) :] for k in r]
-        runs = long
-    parts: list[exp.Expression] = [
-        exp.Between(this=column.copy(), low=literal(r[0]), high=literal(r[-1])) for r in runs
-    ]
-    for i in range(0, len(singles), KEYS_PER_STATEMENT):
-        listed = [literal(k) for k in singles[i : i + KEYS_PER_STATEMENT]]
-        parts.append(exp.In(this=column.copy(), expressions=listed))
-    return parts[0] if len(parts) == 1 else exp.or_(*parts)
-
-
-def _apply(task: Task, ctx: RunContext, leaves: list[Leaf]) -> None:
-    """Changes of one or more whole chunks in one target transaction: delete the keys, insert
-    the source's rows for them."""
-    p = task.params
-    gone = [k for leaf in leaves for k in (*leaf.updates, *leaf.deletes)]
-    wanted = [k for leaf in leaves for k in (*leaf.inserts, *leaf.updates)]
-    target_sql = quote_table(p["target"], ctx.target.dialect)
-    before = []
-    if gone:
-        condition = key_condition(gone, p["key"], p["key_type"])
-        before.append(
-            f"DELETE FROM {target_sql} WHERE "
-            + condition.sql(dialect=ctx.target.dialect, identify=True)
-        )
-    schema = pa.schema([(n, arrow_from_str(t)) for n, t in p["schema"]])
-    read = pa.schema([(n, arrow_from_str(t)) for n, t in read_schema(p)])
-    batches: Any = iter(())
-    if wanted:
-        condition = key_condition(wanted, p["key"], p["key_type"])
-        select = f"SELECT * FROM ({p['select']}) etlrun_src WHERE " + condition.sql(
-            dialect=ctx.source.dialect, identify=True
-        )
-        batches = ctx.stream(
-            ctx.source.read(select, read, ctx.batch_rows), task.id, task.table,
-            sanitize=p.get("sanitize"),
-        )  # fmt: skip
-    if before and not wanted:
-        ctx.target.execute(before)
-    else:
-        ctx.target.write(p["target"], schema, batches, before=before)
