@@ -91,10 +91,11 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
     signature = hashlib.sha256(
         json.dumps([2, flavor, columns, ctx.key, spec.where]).encode()  # 2: the hash scheme
     ).hexdigest()[:32]
-    stored = 0
+    stored = tokens = 0
     if ctx.state is not None and hasattr(ctx.state, "get_chunk_checksums"):
         saved_signature, chunks = ctx.state.get_chunk_checksums(ctx.job.name, ctx.target_name)
         stored = len(chunks) if saved_signature == signature else 0
+        tokens = sum(c[5] is not None for c in chunks) if stored else 0
     params = {
         "strategy": "checksum",
         "job": ctx.job.name,
@@ -114,6 +115,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
         "merge_key": keys,
         "hash": flavor,
         "stored_chunks": stored,
+        "stored_tokens": tokens,
         "chunk_rows": spec.chunk_rows,
         "verify": spec.verify,
         "where": spec.where,

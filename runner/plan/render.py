@@ -58,8 +58,10 @@ def _table_text(table: TablePlan, plan: Plan) -> list[str]:
     if table.mode == "incremental" and table.options.get("strategy") == "checksum":
         o = table.options
         stored = o.get("stored_chunks") or 0
+        tokens = o.get("stored_tokens") or 0
+        held = f" ({tokens} with row-version tokens: skipped unless written)" if tokens else ""
         lines.append(
-            f"  checksum ({o['hash']} hash): {stored} chunk checksum(s) stored; "
+            f"  checksum ({o['hash']} hash): {stored} chunk checksum(s) stored{held}; "
             + ("the source's are compared with them at run time, changed chunks bisected "
                "against the target" if stored and not o.get("first") else
                "none usable: every chunk is compared with the target" if not o.get("first")

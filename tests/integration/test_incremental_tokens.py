@@ -83,6 +83,8 @@ def job(pg_url: str, tmp_path: Path, clean_env: Path) -> Job:
 
 
 def test_unchanged_chunks_are_not_hashed_and_changes_are_found(job: Job) -> None:
+    plan = run_cli("plan", job.path, cwd=job.folder)
+    assert "10 chunk checksum(s) stored (10 with row-version tokens" in plan.stdout, plan.stdout
     quiet = job.report()
     assert quiet["chunks"] == 10 and changes(quiet) == (0, 0, 0)
     assert (quiet["hashed"], quiet["skipped"]) == (0, 10)  # the first run stored every token
