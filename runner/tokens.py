@@ -23,19 +23,23 @@ about a chunk that changed:
   false "changed".
 - Ids are only comparable within one line of history: the token carries the cluster's system
   identifier and timeline, so a promoted standby (its ids may repeat lost ones), a restored
-  backup or another server never matches. ``pg_upgrade``, dump and restore, VACUUM FULL and
-  CLUSTER, or an UPDATE that sets the same values, make chunks look changed: they then cost
+  backup or another server never matches. ``pg_upgrade`` (a new cluster), a dump and
+  restore, or an UPDATE that sets the same values, make chunks look changed: they then cost
   what every chunk costs without tokens (content checksum, compared with the stored one).
+  VACUUM FULL and CLUSTER copy the tuple headers: xmin is kept, nothing looks changed.
 - Views and foreign tables have no row versions of their own: no tokens, as before.
 
 What tokens cannot see is a change without a row write: a renamed enum label
-(``ALTER TYPE ... RENAME VALUE``) or a ``reg*`` column whose object was renamed. Those are
-caught by a run without usable tokens (``--fresh`` state, or any column change).
+(``ALTER TYPE ... RENAME VALUE``) or a ``reg*`` column whose object was renamed. ``etlrun
+check`` (it compares with the target itself) finds those, and a run with no stored checksums.
 
 A token is stored only for a chunk whose source rows, in the statement that read the token,
 had the checksum the target has (so "unchanged since" means "still equal to the target"): a
 chunk found unchanged, or one whose content checksum was found equal in the same statement.
-Chunks applied by the run store no token; the next run checksums them and stores one.
+Chunks applied by the run store no token, because the rows the target got were read later than
+any token: a row inserted after the token and deleted before the next run would leave the
+token as it was and the row in the target. The next run checksums them and stores a token.
+The stored snapshot xmin is read before the statements it covers (earlier is only safer).
 """
 
 from __future__ import annotations
