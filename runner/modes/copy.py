@@ -190,6 +190,8 @@ def stage_tasks(
         ),
     ]
     select = ctx.select()
+    # same database on both sides: chunks may move as the target's own bulk format, undecoded
+    raw = ctx.raw_select() if d_src == d_tgt == "postgres" else None
     read_sql, delete_sql = [], []
     per_chunk = ctx.rows // max(len(ranges), 1)
     for number, (lo, hi) in enumerate(ranges, start=1):
@@ -198,6 +200,10 @@ def stage_tasks(
         if condition is not None:
             query = query.where(condition)
         sql = query.sql(dialect=d_src, identify=True)
+        piped = {}
+        if raw is not None:
+            raw_query = raw.where(condition) if condition is not None else raw
+            piped = {"pipe_select": raw_query.sql(dialect=d_src, identify=True)}
         target_condition, params = _range(ctx, lo, hi, params=True)
         delete = f"DELETE FROM {stage_sql}"
         if target_condition is not None:
@@ -217,6 +223,7 @@ def stage_tasks(
                 (prepare_id,),
                 {
                     "select": sql,
+                    **piped,
                     "delete": delete,
                     "bounds": [lo, hi],
                     "key_type": _key_type(ctx),
@@ -360,6 +367,10 @@ def _chunk(task: Task, ctx: RunContext) -> TaskResult:
     )
     params = _bound_params(task, ctx)
     delete = (p["delete"], params) if params else p["delete"]
+    if not p.get("sanitize") and p.get("on_error") != "reject":
+        piped = _piped(task, ctx, schema, (p["delete"], params or None))
+        if piped is not None:
+            return piped
     if p.get("on_error") == "reject":
         return _chunk_rejecting(task, ctx, schema, batches, delete)
     keys = [n for n in p.get("keys", ()) if n in schema.names]
@@ -374,6 +385,28 @@ def _chunk(task: Task, ctx: RunContext) -> TaskResult:
     )
     written = ctx.target.write(p["stage"], schema, screened, before=[delete])
     return TaskResult(rows=written.rows, bytes=written.bytes)
+
+
+def _piped(
+    task: Task, ctx: RunContext, schema: pa.Schema, delete: tuple[str, Any]
+) -> TaskResult | None:
+    """The chunk moved by the target's own bulk path from a source of its kind, undecoded
+    (PostgreSQL to PostgreSQL: binary COPY bytes), when the target has one and the column
+    types allow it; else None, and the chunk goes through Arrow."""
+    pipe_from = getattr(ctx.target, "pipe_from", None)
+    if pipe_from is None or "pipe_select" not in task.params:
+        return None
+    ctx.check_cancel()
+    moved = pipe_from(
+        ctx.source,
+        task.params["pipe_select"],
+        task.params["stage"],
+        schema.names,
+        [delete],
+        ctx.check_cancel,
+        lambda rows, nbytes: ctx.progress(task.id, task.table, rows, nbytes),
+    )
+    return None if moved is None else TaskResult(rows=moved.rows, bytes=moved.bytes)
 
 
 def _max_bytes(ctx: RunContext) -> int | None:

@@ -83,6 +83,16 @@ class TableContext:
         query = exp.select(*projections).from_(table_expr(self.source_name))
         return query.where(self.where.copy()) if self.where is not None else query
 
+    def raw_select(self) -> exp.Select | None:
+        """SELECT of the source's columns as they are stored (no cast to what Arrow reads), with
+        the spec's ``where:``: what a same-database pipe copies. None when sanitize rules read
+        other columns than those written."""
+        if self.read_columns is not None:
+            return None
+        names = [exp.column(c.name, quoted=True) for c in self.columns]
+        query = exp.select(*names).from_(table_expr(self.source_name))
+        return query.where(self.where.copy()) if self.where is not None else query
+
     def issue(self, message: str) -> SpecError:
         return SpecError(f"tables[{self.index}] ({self.source_name}): {message}")
 
@@ -253,6 +263,7 @@ def _context(
                 length=mapped.length,
                 is_key=is_key,
                 source_dialect=source.dialect,
+                source_sql=column.type_sql,
             )
             ddl = tt.ddl
             lossy = "; ".join(n for n in (mapped.note, tt.lossy) if n) or None
@@ -313,7 +324,8 @@ def _context(
         read_columns=read_columns,
         sanitize=sanitized,
     )
-    ctx.rows = catalog.count(name, where)
+    # copy and bulk read every row anyway: for them a big table's size may be estimated
+    ctx.rows = catalog.count(name, where, estimate=(spec.mode or "copy") in ("copy", "bulk"))
     # a sanitized key's values change on the way: chunk k could not find its rows in staging by
     # key range (and the ranges would put raw key values into the plan), so it is one chunk
     if ctx.key and not (sanitized is not None and sanitized.key_sanitized):
