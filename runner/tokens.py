@@ -120,7 +120,7 @@ class SourceTokens:
         (modulo 2^32, up to the statement's own snapshot: parallel-safe, unlike ``age``)."""
         s = self.side
         recent = (
-            f"(xmin::text::bigint - {since % WRAP} + {WRAP}) % {WRAP} < "
+            f"mod(xmin::text::bigint - {since % WRAP} + {WRAP}, {WRAP}) < "
             f"(SELECT txid_snapshot_xmax(txid_current_snapshot())) - {since}"
         )
         inner = (

@@ -197,6 +197,24 @@ def test_tokens_from_elsewhere_or_too_old_are_not_used(job: Job, clean_env: Path
     assert job.report()["hashed"] == 10
 
 
+def test_rows_written_since_the_stored_snapshot_are_never_skipped(
+    job: Job, clean_env: Path
+) -> None:
+    """The recent-row count works on its own: with count and hash sum as stored but the
+    stored snapshot older than a row's write, the chunk is checksummed."""
+    before = _tokens(clean_env)
+    sql(job.url, "UPDATE ev SET name = 'w' WHERE id = 2")  # chunk 0
+    assert changes(job.report()) == (0, 1, 0)
+    assert job.report()["hashed"] == 1  # stores chunk 0's new token, from after the write
+    after = _tokens(clean_env)
+    assert after[0][0] != before[0][0] and after[0][1] > before[0][1]
+    _set_tokens(clean_env, f"UPDATE etlrun_chunk_checksums SET token_xid = {before[0][1]} "
+                           "WHERE chunk = 0")  # fmt: skip
+    again = job.report()
+    assert changes(again) == (0, 0, 0) and again["hashed"] == 1, again
+    assert job.report()["hashed"] == 0
+
+
 def test_a_state_store_from_before_tokens(job: Job, clean_env: Path) -> None:
     """The columns dropped as an older etlrun never made them: compared as before, then the
     tokens are stored."""
