@@ -91,8 +91,9 @@ class HashSide:
             self.table, self.columns, self.connector.dialect, self.flavor, self.key,
             self.key_type, lo, hi, bounds, self.where, self.normalize, extra,
         )  # fmt: skip
-        found = {int(r[0]): r for r in self.connector.rows(sql)}
-        sums, more = [], []
+        found = {_int(r[0]): r for r in self.connector.rows(sql)}
+        sums: list[Sums] = []
+        more: list[int] = []
         for i in range(len(bounds) + 1):
             r = found.get(i)
             sums.append((_int(r[1]), _int(r[2]), _int(r[3])) if r else EMPTY)

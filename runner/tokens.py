@@ -53,7 +53,7 @@ from sqlglot import exp
 from runner.errors import EtlrunError
 from runner.plan.catalog import quote_ident, quote_table
 from runner.plan.segments import bucket_case, where_sql
-from runner.segdiff import HashSide, Sums
+from runner.segdiff import HashSide, Sums, _int
 
 KINDS = ("r", "p", "m")
 """pg_class.relkind with row versions: tables, partitioned tables, materialized views."""
@@ -161,9 +161,9 @@ class SourceTokens:
         tokens: list[Token | None] = [None] * len(ranges)
         if since is not None:
             scanned = self.side.connector.rows(self.scan_sql(bounds, since))
-            found = {int(r[0]): r[1:] for r in scanned}
+            found: dict[int, tuple[Any, ...]] = {_int(r[0]): r[1:] for r in scanned}
             for i, token in enumerate(stored):
-                rows, total, recent = (int(v) for v in found.get(i, (0, 0, 0)))
+                rows, total, recent = (_int(v) for v in found.get(i, (0, 0, 0)))
                 if token is not None and (rows, self.token(total)) == (known[i][0], token[0]):
                     same[i] = recent == 0
                     tokens[i] = (token[0], xmin) if same[i] else None
