@@ -27,7 +27,9 @@ about a chunk that changed:
   restore, or an UPDATE that sets the same values, make chunks look changed: they then cost
   what every chunk costs without tokens (content checksum, compared with the stored one).
   VACUUM FULL and CLUSTER copy the tuple headers: xmin is kept, nothing looks changed.
-- Views and foreign tables have no row versions of their own: no tokens, as before.
+- Views and foreign tables have no row versions of their own (a foreign table's xmin says
+  nothing about the remote row): no tokens when the table or any partition or inheritance
+  child it reads is one.
 
 What tokens cannot see is a change without a row write: a renamed enum label
 (``ALTER TYPE ... RENAME VALUE``) or a ``reg*`` column whose object was renamed. ``etlrun
@@ -92,18 +94,23 @@ class SourceTokens:
         if side.connector.dialect != "postgres":
             return None
         name = exp.Literal.string(quote_table(side.table, "postgres")).sql(dialect="postgres")
-        try:
+        try:  # the relation and every partition or inheritance child it reads
             found = side.connector.rows(
-                "SELECT c.relkind, s.system_identifier, k.timeline_id "
-                "FROM pg_control_system() s CROSS JOIN pg_control_checkpoint() k "
-                f"LEFT JOIN pg_class c ON c.oid = to_regclass({name})"
+                "WITH RECURSIVE tree(oid) AS ("
+                f"SELECT CAST(to_regclass({name}) AS oid) UNION "
+                "SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid) "
+                "SELECT (SELECT string_agg(DISTINCT CAST(c.relkind AS TEXT), '') "
+                "FROM tree t JOIN pg_class c ON c.oid = t.oid), "
+                "s.system_identifier, k.timeline_id "
+                "FROM pg_control_system() s CROSS JOIN pg_control_checkpoint() k"
             )
         except EtlrunError as exc:  # e.g. pg_control_* not granted: compare as without tokens
             logger.debug("{}: no row-version tokens ({})", side.table, exc)
             return None
-        kind, system, timeline = found[0]
-        if kind not in KINDS:
-            logger.debug("{}: relkind {!r} has no row versions: no tokens", side.table, kind)
+        kinds, system, timeline = found[0]
+        if not kinds or any(k not in KINDS for k in str(kinds)):
+            # a view, or a foreign table anywhere in the tree: rows without versions of ours
+            logger.debug("{}: relkind {!r} has no row versions: no tokens", side.table, kinds)
             return None
         return cls(side, f"{system}/{timeline}")
 

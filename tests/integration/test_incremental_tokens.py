@@ -4,8 +4,9 @@ A chunk whose rows were not written since the last run is skipped without hashin
 the run's log line says how many chunks were checksummed and how many skipped. Every kind of
 change is still found and applied exactly: an update touching no timestamp, a delete, an
 insert below the largest key, a row leaving a ``where:`` filter without being written, a row
-moved between partitions. Stored tokens from another cluster or too many transactions ago, a
-state store from before tokens, and a view as source all fall back to hashing every chunk.
+moved between partitions, a refreshed materialized view. Stored tokens from another cluster
+or too many transactions ago, a state store from before tokens, a view as source and a
+partitioned table with a foreign partition all fall back to hashing every chunk.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 import servers
 from conftest import run_cli
+from sqlalchemy.engine import make_url
 
 N = 20_000  # ids 2, 4, ... 40000; chunks of 2,000 rows: 10 chunks
 FILL = (
@@ -241,6 +243,52 @@ def test_a_view_as_source_hashes_every_chunk(pg_url: str, tmp_path: Path) -> Non
     viewed = job.report()
     assert changes(viewed) == (0, 1, 0) and (viewed["hashed"], viewed["skipped"]) == (10, 0)
     assert sql(pg_url, "SELECT name FROM ev_out WHERE id = 200") == [("v",)]
+
+
+def test_a_materialized_view_refreshed(pg_url: str, tmp_path: Path) -> None:
+    """REFRESH writes every row again (new versions): all chunks checksummed, the one real
+    change found; unrefreshed, every chunk is skipped."""
+    sql(pg_url, "CREATE TABLE base (id BIGINT PRIMARY KEY, name TEXT, amount NUMERIC(10,2), "
+                "at TIMESTAMP NOT NULL)", FILL.format(n=N).replace("INTO ev", "INTO base"),
+        "CREATE MATERIALIZED VIEW ev AS SELECT * FROM base")  # fmt: skip
+    job = Job(pg_url, tmp_path)
+    job.path.write_text(job.path.read_text().replace("to: ev_out", "to: ev_out, primary_key: [id]"))
+    first = job.run()
+    assert first.returncode == 0, first.stderr
+    sql(pg_url, "UPDATE base SET name = 'm' WHERE id = 500")
+    assert job.report()["skipped"] == 10  # not refreshed: the view's rows are as they were
+    sql(pg_url, "REFRESH MATERIALIZED VIEW ev")
+    refreshed = job.report()
+    assert changes(refreshed) == (0, 1, 0) and refreshed["hashed"] == 10, refreshed
+    job.equal()
+
+
+def test_a_foreign_partition_turns_tokens_off(pg_url: str, tmp_path: Path) -> None:
+    """A foreign table's rows have no versions of ours (PostgreSQL will not even show its
+    xmin): a partitioned table with one foreign partition is hashed chunk by chunk, and a
+    change behind the foreign table is found."""
+    url = make_url(pg_url)
+    sql(pg_url, "CREATE EXTENSION postgres_fdw",
+        f"CREATE SERVER loop FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host "
+        f"'{url.host}', port '{url.port or 5432}', dbname '{url.database}')",
+        f"CREATE USER MAPPING FOR CURRENT_USER SERVER loop OPTIONS (user '{url.username}')",
+        "CREATE TABLE far (id BIGINT, name TEXT, amount NUMERIC(10,2), at TIMESTAMP NOT NULL)",
+        "INSERT INTO far SELECT i, 'f' || i, 0, '2024-01-01' FROM generate_series(20001, 24000) i",
+        "CREATE TABLE ev (id BIGINT, name TEXT, amount NUMERIC(10,2), at TIMESTAMP NOT NULL) "
+        "PARTITION BY RANGE (id)",
+        "CREATE TABLE ev_near PARTITION OF ev FOR VALUES FROM (0) TO (20001)",
+        "CREATE FOREIGN TABLE ev_far PARTITION OF ev FOR VALUES FROM (20001) TO (30000) "
+        "SERVER loop OPTIONS (table_name 'far')",
+        "INSERT INTO ev_near SELECT i, 'n' || i, 0, '2024-01-01' FROM generate_series(1, 20000) i",
+    )  # fmt: skip
+    job = Job(pg_url, tmp_path)
+    job.path.write_text(job.path.read_text().replace("to: ev_out", "to: ev_out, primary_key: [id]"))
+    first = job.run()
+    assert first.returncode == 0, first.stderr
+    sql(pg_url, "UPDATE far SET name = 'remote' WHERE id = 23000")
+    found = job.report()
+    assert changes(found) == (0, 1, 0) and found["skipped"] == 0, found
+    assert sql(pg_url, "SELECT name FROM ev_out WHERE id = 23000") == [("remote",)]
 
 
 @pytest.mark.parametrize("how", ["exit", "KILL"])
