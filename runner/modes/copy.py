@@ -15,6 +15,7 @@ re-running a chunk after a crash can neither duplicate nor lose rows.
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 import pyarrow as pa
@@ -395,6 +396,8 @@ def _piped(
     types allow it; else None, and the chunk goes through Arrow."""
     pipe_from = getattr(ctx.target, "pipe_from", None)
     if pipe_from is None or "pipe_select" not in task.params:
+        return None
+    if os.environ.get("ETLRUN_PG_PIPE") == "0":  # a switch for measuring and troubleshooting
         return None
     ctx.check_cancel()
     moved = pipe_from(

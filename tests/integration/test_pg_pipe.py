@@ -83,6 +83,22 @@ def test_same_types_are_piped_exactly(
     assert dict(types) == {"j": "json", "jb": "jsonb"}
 
 
+def test_the_pipe_can_be_switched_off(
+    pg_url: str,
+    tmp_path: Path,
+    clean_env: Path,
+    spied: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with servers.postgres_connect(pg_url) as conn:
+        conn.execute(f"CREATE TABLE src ({COLUMNS})")
+        conn.execute(ROWS.format(table="src"))
+    monkeypatch.setenv("ETLRUN_PG_PIPE", "0")
+    assert main(["run", str(spec(tmp_path, pg_url, "src", "dst"))]) == 0
+    assert spied == []
+    assert text_of(pg_url, "dst") == text_of(pg_url, "src")
+
+
 def test_other_types_go_through_arrow(
     pg_url: str, tmp_path: Path, clean_env: Path, spied: list[object]
 ) -> None:
