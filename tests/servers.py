@@ -144,8 +144,11 @@ def create_postgres_database(server_url: str = POSTGRES_URL, encoding: str = "UT
         # template0: never busy (template1 is refused while anyone is connected to it), and it
         # takes any encoding, so the test database is UTF-8 even on an SQL_ASCII cluster
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {} LOCALE 'C'").format(
-                sql.Identifier(name), sql.Literal(encoding)
+            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}{}").format(
+                sql.Identifier(name),
+                sql.Literal(encoding),
+                # the cluster's UTF-8 locale does not fit another encoding; C fits every one
+                sql.SQL("" if encoding == "UTF8" else " LOCALE 'C'"),
             )
         )
     return with_database(server_url, name)
