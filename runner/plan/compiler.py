@@ -324,8 +324,10 @@ def _context(
         read_columns=read_columns,
         sanitize=sanitized,
     )
-    # copy and bulk read every row anyway: for them a big table's size may be estimated
-    ctx.rows = catalog.count(name, where, estimate=(spec.mode or "copy") in ("copy", "bulk"))
+    # copy and bulk read every row anyway, and incremental counts its own window: for them a big
+    # table's size may be estimated
+    estimate = (spec.mode or "copy") in ("copy", "bulk", "incremental")
+    ctx.rows = catalog.count(name, where, estimate=estimate)
     # a sanitized key's values change on the way: chunk k could not find its rows in staging by
     # key range (and the ranges would put raw key values into the plan), so it is one chunk
     if ctx.key and not (sanitized is not None and sanitized.key_sanitized):
