@@ -169,6 +169,7 @@ def _execute(
             path=a.path, size=copied.size, mtime=copied.mtime, algo=compare[a.entry],
             checksum=copied.checksum, remote_path=target.full(a.target),
             target_size=copied.target_size, copied_at=now(), run_id=run_id, code=fstate.IF_CHANGED,
+            etag=copied.etag,
         )  # fmt: skip
         recorder.copied(a.action, row, copied.seconds)
         progress.file_done(a.action, a.path, copied.size, copied.seconds)
@@ -241,5 +242,5 @@ def _record_touched(job: Job, plan: FilePlan, store: StateStore) -> None:
     for a in touched:
         old = rows.get(a.path)
         if old is not None:
-            fresh.append(fstate.FileRow(**{**old.__dict__, "mtime": a.mtime}))
+            fresh.append(fstate.FileRow(**{**old.__dict__, "mtime": a.mtime, "etag": a.etag}))
     fstate.put(store, job.name, fresh)

@@ -39,6 +39,9 @@ class Stat:
     """Seconds since the epoch (what the state keeps; a float holds ~0.2 us at today's dates)."""
     mtime_ns: int | None = None
     """The exact nanoseconds, where the store has them (local files)."""
+    etag: str | None = None
+    """The object's version tag where the store has one (an S3 ETag): a rewrite within the
+    second its mtime counts in, at the same size, still changes it."""
 
 
 @dataclass
@@ -70,7 +73,20 @@ def local_root(url: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def _mtime(info: dict[str, Any]) -> float:
+def _mtime(info: dict[str, Any], whole_seconds: bool = False) -> float:
+    """``whole_seconds``: S3 lists LastModified in milliseconds on some servers (MinIO) but
+    HEAD answers in whole seconds; floored, a file's listed and stat'ed mtimes agree, so the
+    mtime a copy records is the one the next listing shows."""
+    seconds = _any_mtime(info)
+    return float(int(seconds)) if whole_seconds else seconds
+
+
+def _etag(info: dict[str, Any]) -> str | None:
+    value = info.get("ETag") or info.get("etag")
+    return str(value).strip('"') if value else None
+
+
+def _any_mtime(info: dict[str, Any]) -> float:
     for key in ("mtime", "LastModified", "last_modified", "modified", "created"):
         value = info.get(key)
         if isinstance(value, datetime):
@@ -171,14 +187,25 @@ class FileStore:
         return listing
 
     @staticmethod
-    def _add(listing: Listing, relative: str, name: str, size: int, mtime: float | int) -> None:
+    def _add(
+        listing: Listing,
+        relative: str,
+        name: str,
+        size: int,
+        mtime: float | int,
+        etag: str | None = None,
+    ) -> None:
         """``mtime``: seconds as a float, or nanoseconds as an int (local files)."""
         if name.startswith(TEMP_PREFIX):
             listing.temps.append(relative)
         elif isinstance(mtime, int):
             listing.files[relative] = Stat(size, mtime / 1e9, mtime)
         else:
-            listing.files[relative] = Stat(size, mtime)
+            listing.files[relative] = Stat(size, mtime, etag=etag)
+
+    @property
+    def _s3(self) -> bool:
+        return bool({"s3", "s3a"} & set(_protocols(self.fs)))
 
     def _walk_local(self, path: str, prefix: str, recursive: bool, listing: Listing) -> None:
         try:
@@ -222,12 +249,14 @@ class FileStore:
             found = self.fs.find(path, maxdepth=None if recursive else 1, detail=True)
         except FileNotFoundError:
             return
+        whole = self._s3
         for name, info in found.items():
-            if info.get("type") == "directory":
-                continue
+            if info.get("type") == "directory" or name.endswith("/"):
+                continue  # a folder, or an S3 folder marker (a key ending in '/')
             relative = name.strip("/")[len(path.strip("/")) :].lstrip("/")
             size = int(info.get("size") or 0)
-            self._add(listing, relative, posixpath.basename(relative), size, _mtime(info))
+            mtime = _mtime(info, whole)
+            self._add(listing, relative, posixpath.basename(relative), size, mtime, _etag(info))
 
     def stat(self, relative: str) -> Stat | None:
         path = self.full(relative)
@@ -238,10 +267,15 @@ class FileStore:
             if self.kind == "sftp":
                 attr = self.fs.ftp.stat(path)
                 return Stat(attr.st_size or 0, float(attr.st_mtime or 0))
+            # not from the listing fsspec cached (s3fs answers info() from it): a stat is asked
+            # for to see whether the file changed since it was listed
+            self.fs.invalidate_cache(path)
             info = self.fs.info(path)
         except FileNotFoundError:
             return None
-        return Stat(int(info.get("size") or 0), _mtime(info))
+        if info.get("type") == "directory":
+            return None
+        return Stat(int(info.get("size") or 0), _mtime(info, self._s3), etag=_etag(info))
 
     @contextlib.contextmanager
     def open_read(self, relative: str) -> Iterator[IO[bytes]]:
