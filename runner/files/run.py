@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -21,7 +22,7 @@ from rich.console import Console
 
 from runner.errors import EtlrunError, InterruptedError_, SafetyError
 from runner.files import state as fstate
-from runner.files.plan import FileAction, FilePlan, make_plan, read_state
+from runner.files.plan import FileAction, FilePlan, entry_folders, make_plan, read_state
 from runner.files.progress import FileProgress, FileRunResult, summary_table
 from runner.files.store import FileStore
 from runner.files.transfer import Stopped, copy_file
@@ -205,7 +206,7 @@ def _execute(
         result.status, result.exit_code = "failed", code
         fstate.finish(store, run_id, "failed", code, result.error)
         return result
-    failed = []
+    failed, deleted = [], []
     for a in plan.of("delete"):
         try:
             target.remove(a.target)
@@ -217,13 +218,38 @@ def _execute(
             result.add("failed", 0, 0.0)
             continue
         fstate.record_delete(store, job.name, run_id, a.path, a.target)
+        deleted.append(a)
         logger.info("deleted {} (its source file is gone)", a.target)
         result.add("deleted", a.size, 0.0)
+    _remove_emptied(job, target, deleted)
     if failed:
         result.error = f"{len(failed)} delete(s) failed: {failed[0]}; the next run tries again"
         result.status, result.exit_code = "failed", 1
     fstate.finish(store, run_id, result.status, result.exit_code, result.error)
     return result
+
+
+def _remove_emptied(job: Job, target: FileStore, deleted: list[FileAction]) -> None:
+    """Folders that the deletes left empty go too, deepest first, up to (not including) the
+    entry's folder on the target: a mirror keeps no empty folders of gone runs. A folder
+    that still holds anything stays (the store's rmdir refuses it)."""
+    if not target.has_folders or not deleted:
+        return
+    folders: dict[str, str] = {}  # folder -> the entry's folder on the target, its limit
+    for a in deleted:
+        top = entry_folders(job, a.entry)[1]
+        folder = posixpath.dirname(a.target)
+        while folder != top and folder.startswith(f"{top}/" if top else ""):
+            folders.setdefault(folder, top)
+            folder = posixpath.dirname(folder)
+    gone: set[str] = set()
+    for folder in sorted(folders, key=lambda f: (-f.count("/"), f)):
+        children = [f for f in folders if posixpath.dirname(f) == folder]
+        if any(c not in gone for c in children):
+            continue  # a sub-folder stayed, so this one is not empty
+        if target.remove_empty_folder(folder):
+            gone.add(folder)
+            logger.info("removed {} (empty after the deletes)", target.full(folder))
 
 
 def _sent(result: FileRunResult) -> str:

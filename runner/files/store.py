@@ -425,6 +425,28 @@ class FileStore:
         elif self.kind == "sftp":
             self.fs.ftp.utime(path, (int(source.mtime), int(source.mtime)))
 
+    @property
+    def has_folders(self) -> bool:
+        """Whether folders exist apart from the files in them (not on object stores)."""
+        return self.kind in ("file", "sftp")
+
+    def remove_empty_folder(self, relative: str) -> bool:
+        """Remove the folder if it is empty; False when it is not (or is gone, or refused).
+
+        The store itself refuses a folder that holds anything (rmdir), so a file that
+        appeared in it since it was listed, or one no job selects, keeps it."""
+        path = self.full(relative)
+        try:
+            if self.kind == "file":
+                os.rmdir(path)
+            elif self.kind == "sftp":
+                self.fs.ftp.rmdir(path)
+            else:
+                return False
+        except OSError:
+            return False
+        return True
+
     def remove(self, relative: str) -> None:
         path = self.full(relative)
         with contextlib.suppress(FileNotFoundError):
