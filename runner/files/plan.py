@@ -114,6 +114,22 @@ class FilePlan:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FilePlan:
+        """The plan :meth:`to_dict` wrote (a saved plan); ``totals`` are derived again."""
+        return cls(
+            job=data["job"],
+            mode=data["mode"],
+            source=data["source"],
+            target=data["target"],
+            spec_hash=data["spec_hash"],
+            workers=data["workers"],
+            entries=data["entries"],
+            actions=[FileAction(**f) for f in data["files"]],
+            refused=list(data["refused"]),
+            temps=list(data["temps"]),
+        )
+
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]

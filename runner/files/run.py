@@ -16,11 +16,13 @@ import posixpath
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from loguru import logger
 from rich.console import Console
 
 from runner.errors import EtlrunError, InterruptedError_, SafetyError
+from runner.files import saved as fsaved
 from runner.files import state as fstate
 from runner.files.plan import FileAction, FilePlan, entry_folders, make_plan, read_state
 from runner.files.progress import FileProgress, FileRunResult, summary_table
@@ -58,15 +60,24 @@ def plan_job(job: Job, state_url: str | None) -> FilePlan:
         target.close()
 
 
+def stale_files(job: Job, saved: FilePlan, state_url: str | None) -> list[str]:
+    """How the planned changes of a saved plan no longer hold (``etlrun apply``'s check)."""
+    store = read_state(state_url)
+    resume = store.resumable(job.name, spec_hash(job)) if store is not None else None
+    return fsaved.differences(saved, plan_job(job, state_url), fsaved.done_by(resume))
+
+
 def run(
     job: Job,
     job_path: str,
     state_url: str | None,
     workers: int | None = None,
     fresh: bool = False,
+    saved: FilePlan | None = None,
 ) -> int:
     """Run the file job; returns its exit code (DESIGN §4). ``fresh``: a new run record even
-    when the last one did not finish (files already recorded are still not sent again)."""
+    when the last one did not finish (files already recorded are still not sent again).
+    ``saved``: run exactly that plan (``etlrun apply``), checked again under the lock."""
     from runner import crash
 
     console = Console()
@@ -85,7 +96,19 @@ def run(
             target.connect()
             tag = temp_tag(job.name)
             plan = make_plan(job, source, target, fstate.rows(store, job.name), key, tag)
-            record = {"kind": "files", "job": job.name, "tables": [], "totals": plan.totals()}
+            if saved is not None:
+                done = fsaved.done_by(resume)
+                changes = fsaved.differences(saved, plan, done)
+                if changes:
+                    from runner.apply import stale_error
+
+                    raise stale_error(job.name, job_path, fsaved.listing(changes))
+                plan = fsaved.to_run(saved, plan, done)
+            record: dict[str, Any] = {
+                "kind": "files", "job": job.name, "tables": [], "totals": plan.totals(),
+            }  # fmt: skip
+            if saved is not None:
+                record["saved_plan"] = saved.fingerprint
             store.start_run(run_id, job.name, key, key, json.dumps(record), resumed=bool(resume))
             recorded = True
             if resume:

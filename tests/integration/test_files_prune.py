@@ -53,7 +53,7 @@ def test_emptied_folders_are_removed(target: tuple[str, Path], tmp_path: Path, r
 
     done = run_cli("run", spec)
     assert done.returncode == 0, done.stderr
-    assert tree(dst) == {"run03/notes.txt": tree(dst)["run03/notes.txt"], "run04/f.csv": tree(src)["run04/f.csv"]}  # fmt: skip
+    assert set(tree(dst)) == {"run03/notes.txt", "run04/f.csv"}
     # run01 and run02 (with its nested folders) emptied: gone; run03 holds a file: kept;
     # instrument-logs is the second entry's own folder: kept, its emptied sub-folder gone
     assert _folders(dst) == {"run03", "run04", "instrument-logs"}
