@@ -3,9 +3,10 @@ rename, remove, set a modification time, hash.
 
 ``file://`` goes straight to the operating system (nanosecond mtimes, ``os.replace``, fsync);
 ``sftp://`` uses paramiko through :class:`~runner.connectors.fs.FsConnector` (one SSH
-connection per thread, host keys checked strictly, POSIX rename, pipelined writes); ``s3://``
-and any other fsspec URL go through fsspec. Object stores have no rename: there a file is
-written under its final name in one upload, which readers see whole or not at all.
+connection per thread, host keys checked strictly, POSIX rename, pipelined writes); ``s3://``,
+``sharepoint://`` (msgraphfs, an optional extra) and any other fsspec URL go through fsspec.
+Object stores have no rename: there a file is written under its final name in one upload,
+which readers see whole or not at all.
 """
 
 from __future__ import annotations
@@ -107,11 +108,14 @@ class FileStore:
         self.display_url = mask_url(url)
         scheme = scheme_of(url)
         self.kind = scheme if scheme in ("file", "sftp") else "fsspec"
+        # Microsoft Graph: an upload commits when its last part is sent, also when the block
+        # writing it ends in an error; so a temporary name, then a move (untested live)
+        self.graph = scheme == "sharepoint"
         self._connector: FsConnector | None = None
         self._fs: Any = None
         if self.kind == "file":
             self.root = local_root(url)
-        elif scheme in ("sftp", "s3"):
+        elif scheme in ("sftp", "s3", "sharepoint"):
             self._connector = FsConnector(url)
             self.root = ""  # known once connected
         else:
@@ -137,13 +141,13 @@ class FileStore:
     @property
     def atomic_rename(self) -> bool:
         """Whether a temporary name plus rename is how a file appears whole (not on S3)."""
-        return self.kind in ("file", "sftp") or "file" in _protocols(self.fs)
+        return self.kind in ("file", "sftp") or self.graph or "file" in _protocols(self.fs)
 
     @property
     def keeps_mtime(self) -> bool:
         """Whether a written file can be given its source's mtime (not on S3, where an object's
-        time is when it was uploaded)."""
-        return self.atomic_rename
+        time is when it was uploaded, nor on SharePoint)."""
+        return self.atomic_rename and not self.graph
 
     @property
     def hashes_cheaply(self) -> bool:
@@ -157,7 +161,11 @@ class FileStore:
 
     def connect(self) -> None:
         """Open the connection now, so a refused host key or login fails before planning."""
-        _ = self.fs
+        fs = self.fs
+        if self.graph:
+            from runner.connectors._sharepoint import sign_in
+
+            sign_in(fs, self.root, self.display_url)
 
     def close(self) -> None:
         if self._connector is not None:
@@ -413,6 +421,12 @@ class FileStore:
                 with contextlib.suppress(FileNotFoundError):
                     ftp.remove(dst)
                 ftp.rename(src, dst)
+        elif self.graph:
+            # msgraphfs moves onto an existing name as into a folder: the old file goes first
+            # (for a moment neither is there, never a partial one)
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(dst)
+            self.fs.mv(src, dst)
         else:
             self.fs.mv(src, dst)
 
