@@ -205,6 +205,7 @@ def check(saved: SavedJob, job: Any, source: Connector, state_url: str | None) -
     """Raise :class:`StalePlanError` naming every way ``saved`` differs from now."""
     from runner.plan.compiler import spec_hash
 
+    assert isinstance(saved.plan, Plan)
     changes: list[str] = []
     now_hash = spec_hash(job)
     if now_hash != saved.spec_hash:

@@ -112,9 +112,9 @@ def run(
             store.start_run(run_id, job.name, key, key, json.dumps(record), resumed=bool(resume))
             recorded = True
             if resume:
-                done = sum(1 for d in resume.done.values() if d.get("kind") == "file")
+                copied = sum(1 for d in resume.done.values() if d.get("kind") == "file")
                 print(
-                    f"resuming run {run_id}: {done} files were copied by an earlier attempt",
+                    f"resuming run {run_id}: {copied} files were copied by an earlier attempt",
                     file=sys.stderr,
                 )
             if plan.refused:

@@ -12,92 +12,26 @@ which readers see whole or not at all.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import posixpath
-import re
 import stat as stat_mode
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
 
 from runner.connectors import scheme_of
 from runner.connectors.fs import TEMP_PREFIX, FsConnector
 from runner.errors import ConnectError
+from runner.files.listing import (  # noqa: F401 - Stat, Listing, CHUNK are used from here too
+    CHUNK,
+    Listing,
+    Stat,
+    etag_of,
+    local_root,
+    mtime_of,
+    new_hash,
+)
 from runner.secrets import mask_url
-
-CHUNK = 1 << 20
-"""Bytes read and written at a time (and the granularity of progress and of a stop)."""
-
-
-@dataclass(frozen=True)
-class Stat:
-    size: int
-    mtime: float
-    """Seconds since the epoch (what the state keeps; a float holds ~0.2 us at today's dates)."""
-    mtime_ns: int | None = None
-    """The exact nanoseconds, where the store has them (local files)."""
-    etag: str | None = None
-    """The object's version tag where the store has one (an S3 ETag): a rewrite within the
-    second its mtime counts in, at the same size, still changes it."""
-
-
-@dataclass
-class Listing:
-    files: dict[str, Stat] = field(default_factory=dict)
-    """Relative path -> stat, temporary files left out."""
-    temps: list[str] = field(default_factory=list)
-    """Temporary files (``.etlrun-tmp-*``) found, relative paths."""
-
-
-def new_hash(algo: str) -> Any:
-    if algo == "md5":  # a change detector here, not a security measure
-        return hashlib.md5(usedforsecurity=False)
-    return hashlib.new(algo)
-
-
-def local_root(url: str) -> str:
-    """The folder of a ``file://`` URL: ``file:///data/raw`` is /data/raw, ``file://data/raw``
-    data/raw (relative), ``file:///C:/data`` C:/data (Windows).
-
-    Example:
-        >>> local_root("file:///data/raw/"), local_root("file://data/raw"), local_root("file:///C:/x")
-        ('/data/raw', 'data/raw', 'C:/x')
-    """
-    parts = urlsplit(url)
-    path = unquote(parts.netloc + parts.path)
-    if re.match(r"^/[A-Za-z]:", path):
-        path = path[1:]
-    return path.rstrip("/") or "/"
-
-
-def _mtime(info: dict[str, Any], whole_seconds: bool = False) -> float:
-    """``whole_seconds``: S3 lists LastModified in milliseconds on some servers (MinIO) but
-    HEAD answers in whole seconds; floored, a file's listed and stat'ed mtimes agree, so the
-    mtime a copy records is the one the next listing shows."""
-    seconds = _any_mtime(info)
-    return float(int(seconds)) if whole_seconds else seconds
-
-
-def _etag(info: dict[str, Any]) -> str | None:
-    value = info.get("ETag") or info.get("etag")
-    return str(value).strip('"') if value else None
-
-
-def _any_mtime(info: dict[str, Any]) -> float:
-    for key in ("mtime", "LastModified", "last_modified", "modified", "created"):
-        value = info.get(key)
-        if isinstance(value, datetime):
-            return value.timestamp()
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    return 0.0
 
 
 class FileStore:
@@ -263,8 +197,8 @@ class FileStore:
                 continue  # a folder, or an S3 folder marker (a key ending in '/')
             relative = name.strip("/")[len(path.strip("/")) :].lstrip("/")
             size = int(info.get("size") or 0)
-            mtime = _mtime(info, whole)
-            self._add(listing, relative, posixpath.basename(relative), size, mtime, _etag(info))
+            mtime = mtime_of(info, whole)
+            self._add(listing, relative, posixpath.basename(relative), size, mtime, etag_of(info))
 
     def stat(self, relative: str) -> Stat | None:
         path = self.full(relative)
@@ -283,7 +217,7 @@ class FileStore:
             return None
         if info.get("type") == "directory":
             return None
-        return Stat(int(info.get("size") or 0), _mtime(info, self._s3), etag=_etag(info))
+        return Stat(int(info.get("size") or 0), mtime_of(info, self._s3), etag=etag_of(info))
 
     @contextlib.contextmanager
     def open_read(self, relative: str) -> Iterator[IO[bytes]]:
