@@ -113,6 +113,11 @@ class Connector:
     def table_exists(self, name: str) -> bool:
         raise NotImplementedError
 
+    def estimated_rows(self, name: str) -> int | None:
+        """The database's own estimate of the rows of table ``name`` (from its statistics,
+        without reading the table), or None where it keeps none."""
+        return None
+
     # reading
     def read_expression(self, name: str, arrow: pa.DataType, as_text: bool) -> exp.Expression:
         """How a column is selected so that it arrives as ``arrow`` (override per backend)."""
@@ -123,6 +128,11 @@ class Connector:
 
     def read(self, sql: str, schema: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
         raise NotImplementedError
+
+    def sample(self, sql: str, schema: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """A few rows, read as :meth:`read` would (overridden where a bulk reader's own connection
+        costs more than the rows: the plan samples 1,000 rows per table)."""
+        return self.read(sql, schema, batch_rows)
 
     # writing
     def execute(self, statements: Iterable[str]) -> None:

@@ -17,6 +17,7 @@ from sqlglot import exp
 
 from runner.connectors.base import Capabilities, map_driver_errors
 from runner.connectors.sql import SqlConnector, decode
+from runner.errors import EtlrunError
 
 _INIT = (
     "SET time_zone = '+00:00', "
@@ -54,6 +55,19 @@ class MariaDBConnector(SqlConnector, schemes=("mariadb", "mysql")):
         if getattr(self, "_max_packet", None) is None:
             self._max_packet = int(self.scalar("SELECT @@max_allowed_packet"))
         return self._max_packet
+
+    sample = SqlConnector.read  # through the pool's open connection: no driver to load
+
+    def estimated_rows(self, name: str) -> int | None:
+        """The optimizer's estimate (InnoDB's statistics, refreshed after 10% of rows change)."""
+        from runner.plan.catalog import quote_table
+
+        try:
+            rows = self.rows(f"EXPLAIN SELECT 1 FROM {quote_table(name, 'mysql')}")
+        except EtlrunError:
+            return None
+        # EXPLAIN's columns: id, select_type, table, type, possible_keys, key, key_len, ref, rows
+        return int(rows[0][8]) if len(rows) == 1 and rows[0][8] is not None else None
 
     def read_expression(self, name: str, arrow: pa.DataType, as_text: bool) -> exp.Expression:
         if pa.types.is_timestamp(arrow) and arrow.tz is not None:

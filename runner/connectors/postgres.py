@@ -9,9 +9,10 @@ The catalog and DDL stay on SQLAlchemy + psycopg.
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +26,7 @@ from runner.connectors.base import (
     require_driver,
 )
 from runner.connectors.sql import SqlConnector
+from runner.errors import EtlrunError
 
 # PostgreSQL has no unsigned or 1-byte integers: write them into the wider column they map to
 _WIDER = {
@@ -75,6 +77,58 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
         import adbc_driver_postgresql.dbapi as adbc
 
         return adbc.connect(_libpq_uri(self.sqlalchemy_url()))
+
+    sample = SqlConnector.read  # through the pool's open connection: no driver to load
+
+    def estimated_rows(self, name: str) -> int | None:
+        """The planner's row estimate: the table's statistics scaled to its current size."""
+        from runner.plan.catalog import quote_table
+
+        try:
+            table = quote_table(name, "postgres")
+            plan = self.scalar(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table}")
+        except EtlrunError:
+            return None
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    def _psycopg(self) -> Any:
+        import psycopg
+
+        with map_driver_errors(f"cannot connect to {self.display_url}"):
+            # text travels in the client encoding: the same on both ends of a pipe, whatever
+            # each database's own encoding
+            return psycopg.connect(
+                _libpq_uri(self.sqlalchemy_url()), connect_timeout=10, client_encoding="UTF8"
+            )
+
+    def pipe_from(
+        self,
+        source: Any,
+        select: str,
+        table: str,
+        columns: list[str],
+        before: list[tuple[str, Any]],
+        check_cancel: Callable[[], None],
+        progress: Callable[[int, int], None],
+    ) -> WriteResult | None:
+        """Rows of ``select`` on the PostgreSQL ``source`` into ``table`` as binary COPY bytes,
+        undecoded (:mod:`runner.connectors.pg_pipe`); None when the column types differ."""
+        if not isinstance(source, PostgresConnector):
+            return None
+        from runner.connectors import pg_pipe
+
+        reader = source._psycopg()
+        try:
+            writer = self._psycopg()
+            try:
+                return pg_pipe.pipe(
+                    reader, writer, select, table, columns, before, check_cancel, progress
+                )
+            finally:
+                writer.close()
+        finally:
+            reader.close()
 
     def read(self, sql: str, schema: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
         with map_driver_errors("reading from the source"):

@@ -74,6 +74,11 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+ESTIMATE_FROM = 250_000
+"""Tables estimated smaller than this are counted exactly: that is cheap, and small tables are
+where an estimate is most often stale (just loaded, never analyzed)."""
+
+
 class Catalog:
     """Read-only questions about one connector's tables."""
 
@@ -94,7 +99,14 @@ class Catalog:
             return [pattern]
         return sorted(n for n in self.tables if fnmatch.fnmatchcase(n, pattern))
 
-    def count(self, table: str, where: exp.Expression | None) -> int:
+    def count(self, table: str, where: exp.Expression | None, estimate: bool = False) -> int:
+        """Rows of ``table`` matching ``where``. With ``estimate``, a whole table the database
+        estimates at :data:`ESTIMATE_FROM` rows or more is not counted: its estimate is taken
+        (an exact ``COUNT(*)`` of 1M rows cost MariaDB ~0.3 s, a tenth of copying them)."""
+        if estimate and where is None:
+            guess = self.connector.estimated_rows(table)
+            if guess is not None and guess >= ESTIMATE_FROM:
+                return guess
         query = exp.select(exp.Count(this=exp.Star())).from_(table_expr(table))
         if where is not None:
             query = query.where(where.copy())
@@ -158,7 +170,7 @@ class Catalog:
         """Average Arrow bytes per row over the first ``sample`` rows (for the size estimate)."""
         query = select.copy().limit(sample)
         total, rows = 0, 0
-        for batch in self.connector.read(
+        for batch in self.connector.sample(
             query.sql(dialect=self.dialect, identify=True), schema, sample
         ):
             total += batch.nbytes

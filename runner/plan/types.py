@@ -203,6 +203,7 @@ def target_type(
     length: int | None = None,
     is_key: bool = False,
     source_dialect: str | None = None,
+    source_sql: str | None = None,
 ) -> TargetType:
     """The DDL type for ``arrow`` in the target ``dialect``, and what it loses, if anything.
 
@@ -212,6 +213,8 @@ def target_type(
     if pa.types.is_boolean(arrow):
         return TargetType("BOOLEAN")
     if isinstance(arrow, pa.JsonType):
+        if dialect == source_dialect == "postgres" and (source_sql or "").lower() == "json":
+            return TargetType("JSON")  # json keeps its text as written; jsonb would normalize it
         # SQLite has no JSON type (a column declared JSON would turn '1' into the number 1)
         return TargetType(
             {"postgres": "JSONB", "mysql": "JSON", "duckdb": "JSON"}.get(dialect, "TEXT")

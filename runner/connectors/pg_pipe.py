@@ -1,0 +1,127 @@
+"""PostgreSQL -> PostgreSQL without decoding: the source's binary ``COPY ... TO STDOUT`` bytes go
+into the target's binary ``COPY ... FROM STDIN`` as they are, the way ``psql | psql`` moves them.
+
+Binary COPY is exact only between identical column types, so a chunk is piped only when every
+column the source query returns has the same built-in type (same OID, same or no typmod) as the
+staging column it fills; anything else (json into jsonb, an enum, a domain, a cast) takes the
+Arrow path. Rows are neither sanitized nor screened here: callers pipe only chunks without
+sanitize rules and with ``on_error: stop``, where the target refusing a row stops the chunk.
+
+Measured on the 1M-row ``events`` table (2-core machine, load average ~3): 250,000 rows piped in
+0.90 s against ~2.0 s through ADBC -> Arrow -> ADBC. The source sends one CopyData message per
+row, so messages are joined into 1 MB writes. psycopg's queued writer (sending on a thread of
+its own) measured no faster, and queues up to 128 MB per chunk when the target lags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from runner.connectors.base import WriteResult, map_driver_errors
+
+FIRST_USER_OID = 16384
+"""PostgreSQL's FirstNormalObjectId: below it, types are built in and keep their OID (and their
+binary format) on every server; above it, the same type has another OID on another server."""
+
+WRITE_BYTES = 1 << 20
+
+FULL_PRECISION = {1083: 6, 1114: 6, 1184: 6, 1266: 6}
+"""time, timestamp, timestamptz, timetz: no typmod means the full 6 digits of a second."""
+
+
+def result_types(conn: Any, sql: str) -> list[tuple[int, int]]:
+    """(type OID, typmod) of each column ``sql`` returns, without running it."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM ({sql}) AS etlrun_q LIMIT 0")
+        result = cur.pgresult
+        return [(result.ftype(i), result.fmod(i)) for i in range(result.nfields)]
+
+
+def same_types(source: list[tuple[int, int]], target: list[tuple[int, int]]) -> bool:
+    if len(source) != len(target):
+        return False
+    for (s_oid, s_mod), (t_oid, t_mod) in zip(source, target, strict=True):
+        if s_oid != t_oid or s_oid >= FIRST_USER_OID:
+            return False
+        if s_mod == -1:
+            s_mod = FULL_PRECISION.get(s_oid, -1)
+        if t_mod != -1 and s_mod != t_mod:  # a narrower target typmod would have to coerce
+            return False
+    return True
+
+
+def pipe(
+    source: Any,
+    target: Any,
+    select: str,
+    table: str,
+    columns: Sequence[str],
+    before: Sequence[tuple[str, Sequence[Any] | None]],
+    check_cancel: Callable[[], None],
+    progress: Callable[[int, int], None],
+) -> WriteResult | None:
+    """Copy the rows of ``select`` on ``source`` into ``table`` on ``target`` (both psycopg
+    connections, neither in a transaction), after running ``before`` on the target, in one target
+    transaction. Returns None, having changed nothing, when the column types differ."""
+    quoted = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+    with map_driver_errors(f"writing {table}"):
+        if not same_types(
+            result_types(source, select), result_types(target, f"SELECT {quoted} FROM {table}")
+        ):
+            target.rollback()
+            return None
+        target.rollback()  # the type probe's transaction; the copy starts a new one
+    result = WriteResult()
+    reported = 0
+    with map_driver_errors(f"writing {table}"):
+        try:
+            with target.cursor() as out_cur:
+                for sql, params in before:
+                    out_cur.execute(sql, params)
+                copy_in = f"COPY {table} ({quoted}) FROM STDIN (FORMAT binary)"
+                with out_cur.copy(copy_in) as sink:
+                    with map_driver_errors("reading from the source"):
+                        reported = _stream(source, select, sink, result, check_cancel, progress)
+                result.rows = out_cur.rowcount
+            target.commit()
+        except BaseException:
+            target.rollback()
+            raise
+    if result.rows != reported:  # one message per row, but the header and trailer ride along
+        progress(result.rows - reported, 0)
+    return result
+
+
+def _stream(
+    source: Any,
+    select: str,
+    sink: Any,
+    result: WriteResult,
+    check_cancel: Callable[[], None],
+    progress: Callable[[int, int], None],
+) -> int:
+    """Read ``select`` as binary COPY and write it to ``sink`` in ~1 MB pieces; return the
+    number of messages (about one per row) reported as rows to ``progress``."""
+    reported = 0
+    with source.cursor() as in_cur:
+        with in_cur.copy(f"COPY ({select}) TO STDOUT (FORMAT binary)") as rows:
+            buffer = bytearray()
+            messages = 0
+            for data in rows:
+                buffer += data
+                messages += 1
+                if len(buffer) >= WRITE_BYTES:
+                    check_cancel()
+                    sink.write(buffer)
+                    result.bytes += len(buffer)
+                    progress(messages, len(buffer))
+                    reported += messages
+                    buffer, messages = bytearray(), 0
+            if buffer:
+                sink.write(buffer)
+                result.bytes += len(buffer)
+                progress(messages, len(buffer))
+                reported += messages
+    source.rollback()
+    return reported
