@@ -197,7 +197,12 @@ def workload_tools(workload: str, rows: int, args: argparse.Namespace) -> list[T
                                 tail=SANITIZE)  # fmt: skip
         sanitized.detail = "hash + mask + fake"
         sanitized.env = {"SANITIZE_KEY": "bench-sanitize-key-0123456789abcdef"}
-        return [plain, sanitized]
+        # a sanitized chunk must be decoded: the plain copy's undecoded binary COPY pipe is not
+        # open to it. This row is the plain copy through Arrow too: the cost of the rules alone
+        arrow = etlrun_tool("W1", f"{PG}/{PG_DST}", plain.reset, plain.verify, chunk)
+        arrow.name, arrow.detail = "etlrun Arrow", "W1 without sanitize, ETLRUN_PG_PIPE=0"
+        arrow.env = {"ETLRUN_PG_PIPE": "0"}
+        return [plain, arrow, sanitized]
     if workload.startswith("C"):
         return _changes.tools(workload, rows, WORK, ETLRUN)
     if workload == "W1":

@@ -10,6 +10,10 @@ holds, per job, the compiled :class:`~runner.plan.plan.Plan` and what it was bas
 - ``state``: the job's watermarks in the state store, so a plan made before another run moved
   them is caught.
 
+A file job's entry (``kind: files``) holds its :class:`~runner.files.plan.FilePlan` instead:
+every file with its action, size, mtime and ETag; :func:`check_files` plans again and compares
+(:mod:`runner.files.saved`).
+
 :func:`check` compares each with now and raises :class:`StalePlanError` (exit 2) naming every
 difference; nothing is run or written then. Row counts may differ: data moves, schemas do not.
 """
@@ -27,6 +31,7 @@ import sqlalchemy as sa
 
 from runner.connectors.base import Connector
 from runner.errors import UsageError
+from runner.files.plan import FilePlan
 from runner.plan.plan import Plan
 from runner.secrets import scrub
 
@@ -43,7 +48,7 @@ class SavedJob:
     """One job of a saved plan."""
 
     spec_path: str
-    plan: Plan
+    plan: Plan | FilePlan
     spec_hash: str
     catalog: dict[str, Any]
     state: dict[str, Any]
@@ -51,7 +56,9 @@ class SavedJob:
     """The ``--tables`` filter the plan was made with."""
 
     def to_dict(self) -> dict[str, Any]:
+        kind = {"kind": "files"} if isinstance(self.plan, FilePlan) else {}
         return {
+            **kind,
             "spec_path": self.spec_path,
             "spec_hash": self.spec_hash,
             "tables": self.tables,
@@ -114,7 +121,8 @@ class SavedPlan:
             )
         jobs = []
         for entry in data["jobs"]:
-            plan = Plan.from_dict(entry["plan"])
+            reader = FilePlan if entry.get("kind") == "files" else Plan
+            plan: Plan | FilePlan = reader.from_dict(entry["plan"])
             if plan.fingerprint != entry["plan_fingerprint"]:
                 raise StalePlanError(
                     f"{file}: the plan of job '{plan.job}' was edited after it was saved "
@@ -197,6 +205,7 @@ def check(saved: SavedJob, job: Any, source: Connector, state_url: str | None) -
     """Raise :class:`StalePlanError` naming every way ``saved`` differs from now."""
     from runner.plan.compiler import spec_hash
 
+    assert isinstance(saved.plan, Plan)
     changes: list[str] = []
     now_hash = spec_hash(job)
     if now_hash != saved.spec_hash:
@@ -216,11 +225,38 @@ def check(saved: SavedJob, job: Any, source: Connector, state_url: str | None) -
         )
         changes.append(f"the state changed since: watermarks of {', '.join(moved)} moved")
     if changes:
-        raise StalePlanError(
-            f"the saved plan of job '{saved.plan.job}' is stale; nothing was run:\n  - "
-            + "\n  - ".join(changes)
-            + f"\n  plan again: etlrun plan {saved.spec_path} --out PLAN.json"
-        )
+        raise stale_error(saved.plan.job, saved.spec_path, changes)
+
+
+def stale_error(job: str, spec_path: str, changes: list[str]) -> StalePlanError:
+    return StalePlanError(
+        f"the saved plan of job '{job}' is stale; nothing was run:\n  - "
+        + "\n  - ".join(changes)
+        + f"\n  plan again: etlrun plan {spec_path} --out PLAN.json"
+    )
+
+
+def save_files_job(spec_path: str, job: Any, plan: FilePlan) -> SavedJob:
+    """A file job's entry: its plan lists every file as the plan saw it (no catalog: the
+    listings are what apply compares, :mod:`runner.files.saved`)."""
+    return SavedJob(spec_path=spec_path, plan=plan, spec_hash=plan.spec_hash, catalog={}, state={})
+
+
+def check_files(saved: SavedJob, job: Any, state_url: str | None) -> None:
+    """Raise :class:`StalePlanError` when the spec changed or a planned file change no
+    longer holds (:func:`runner.files.saved.differences`)."""
+    from runner.files.run import spec_hash, stale_files
+    from runner.files.saved import listing
+
+    assert isinstance(saved.plan, FilePlan)
+    now_hash = spec_hash(job)
+    if now_hash != saved.spec_hash:
+        was = saved.spec_hash
+        changes = [f"the spec {saved.spec_path} changed (spec hash {was} -> {now_hash})"]
+    else:
+        changes = listing(stale_files(job, saved.plan, state_url))
+    if changes:
+        raise stale_error(saved.plan.job, saved.spec_path, changes)
 
 
 def catalog_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:

@@ -131,8 +131,8 @@ def sweep_postgres(server_url: str = POSTGRES_URL) -> list[str]:
     return dropped
 
 
-def create_postgres_database(server_url: str = POSTGRES_URL) -> str:
-    """Create a private UTF-8 database on the server; return its URL."""
+def create_postgres_database(server_url: str = POSTGRES_URL, encoding: str = "UTF8") -> str:
+    """Create a private database (UTF-8 unless told) on the server; return its URL."""
     from psycopg import sql
 
     try:
@@ -144,8 +144,11 @@ def create_postgres_database(server_url: str = POSTGRES_URL) -> str:
         # template0: never busy (template1 is refused while anyone is connected to it), and it
         # takes any encoding, so the test database is UTF-8 even on an SQL_ASCII cluster
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
-                sql.Identifier(name)
+            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}{}").format(
+                sql.Identifier(name),
+                sql.Literal(encoding),
+                # the cluster's UTF-8 locale does not fit another encoding; C fits every one
+                sql.SQL("" if encoding == "UTF8" else " LOCALE 'C'"),
             )
         )
     return with_database(server_url, name)

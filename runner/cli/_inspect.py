@@ -65,7 +65,7 @@ def _github_annotation(file: str, line: int, col: int, message: str) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from runner.apply import SavedPlan, save_job
+    from runner.apply import SavedPlan, save_files_job, save_job
     from runner.connectors import connect
     from runner.plan.compiler import compile
     from runner.plan.emit_sql import emit, parse_dialects
@@ -82,6 +82,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for job, path in jobs:
             if job.files is not None:
                 plans.append(_file_plan(job, path, args))
+                if args.out:
+                    saved.jobs.append(save_files_job(path, job, plans[-1]))
                 continue
             source, target = connect(job.source), connect(job.target)
             try:
@@ -141,8 +143,6 @@ def _is_files(plan: Any) -> bool:
 def _file_plan(job: Any, path: str, args: argparse.Namespace) -> Any:
     from runner.files.run import plan_job
 
-    if args.out:
-        raise UsageError(f"{path}: a file job's plan cannot be saved for apply; run the job")
     if args.tables:
         raise UsageError(f"{path}: --tables applies to table jobs; this one moves files")
     if args.format == "mermaid":
@@ -151,7 +151,7 @@ def _file_plan(job: Any, path: str, args: argparse.Namespace) -> Any:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from runner.apply import SavedPlan, check
+    from runner.apply import SavedPlan, check, check_files
     from runner.connectors import connect
 
     saved = SavedPlan.read(args.plan_file)
@@ -163,6 +163,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 "(apply from the folder the plan was made in)"
             )
         job = _load(entry.spec_path)
+        if _is_files(entry.plan):
+            check_files(entry, job, args.state)
+            jobs.append((job, entry))
+            continue
         source = connect(job.source)
         try:
             check(entry, job, source, args.state)

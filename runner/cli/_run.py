@@ -38,7 +38,8 @@ def run_job(job: Any, job_path: str, args: argparse.Namespace, saved: Any = None
 
         if args.tables:
             raise UsageError(f"{job_path}: --tables applies to table jobs; this one moves files")
-        return run_files(job, job_path, args.state, args.workers, getattr(args, "fresh", False))
+        fresh = getattr(args, "fresh", False)
+        return run_files(job, job_path, args.state, args.workers, fresh, saved=saved)
     from runner import crash
     from runner.connectors import connect
     from runner.errors import InterruptedError_

@@ -96,7 +96,11 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
         import psycopg
 
         with map_driver_errors(f"cannot connect to {self.display_url}"):
-            return psycopg.connect(_libpq_uri(self.sqlalchemy_url()), connect_timeout=10)
+            # text travels in the client encoding: the same on both ends of a pipe, whatever
+            # each database's own encoding
+            return psycopg.connect(
+                _libpq_uri(self.sqlalchemy_url()), connect_timeout=10, client_encoding="UTF8"
+            )
 
     def pipe_from(
         self,

@@ -1,4 +1,5 @@
-"""fsspec file systems for a URL: local, S3, and SFTP connected with a strict host-key policy."""
+"""fsspec file systems for a URL: local, S3, SFTP connected with a strict host-key policy, and
+SharePoint (:mod:`._sharepoint`)."""
 
 from __future__ import annotations
 
@@ -112,4 +113,8 @@ def filesystem(url: str) -> tuple[Any, str]:
         client = {"endpoint_url": query["endpoint_url"]} if "endpoint_url" in query else {}
         fs = s3fs.S3FileSystem(client_kwargs=client, skip_instance_cache=True)
         return fs, f"{parts.netloc}{parts.path}".rstrip("/")
+    if scheme == "sharepoint":
+        from runner.connectors import _sharepoint
+
+        return _sharepoint.filesystem(url)
     raise SpecError(f"no file store for URL scheme '{scheme}'")

@@ -18,7 +18,7 @@ from runner.execute._endpoints import Endpoint
 
 Started = tuple[Any, Any]
 """A ``distributed.Client`` and the ``LocalCluster`` it talks to (None for ``dask://``)."""
-EXECUTOR_MODULE = "runner.execute.dask"
+EXECUTOR_MODULE = "runner.execute._dask_worker"
 """Preloaded by every dask-local worker: its ``dask_setup`` hook, ``run_chunk``, etlrun."""
 
 
@@ -112,7 +112,7 @@ def _preflight(
     """Every worker runs etlrun at the driver's version and can find the passwords (and the
     sanitize key)."""
     try:
-        from runner.execute.dask import check_worker
+        from runner.execute._dask_worker import check_worker
 
         answers: dict[str, tuple[str, str | None]] = client.run(
             check_worker, source, target, sanitize_key_id

@@ -40,6 +40,7 @@ class Compared:
     checksum: str | None = None
     mtime: float | None = None
     target_size: int | None = None
+    etag: str | None = None
 
 
 @dataclass
@@ -94,7 +95,9 @@ def check(job: Job, state_url: str | None, update_state: bool = False) -> CheckR
             index, path, tpath, st, there = item
             how = (job.files or [])[index].compare
             row = rows.get(path)
-            found = Compared(path, tpath, "equal", size=st.size, entry=index, mtime=st.mtime)
+            found = Compared(
+                path, tpath, "equal", size=st.size, entry=index, mtime=st.mtime, etag=st.etag
+            )
             if there is None:
                 found.status, found.detail = "missing", "not on the target"
             elif there.size != st.size:
@@ -112,7 +115,7 @@ def check(job: Job, state_url: str | None, update_state: bool = False) -> CheckR
                     row is not None
                     and row.algo == how
                     and row.checksum
-                    and (row.size, row.mtime) == (st.size, st.mtime)
+                    and (row.size, row.mtime, row.etag) == (st.size, st.mtime, st.etag)
                 )
                 mine = row.checksum if cached and row else source.hash(path, how)
                 theirs = target.hash(tpath, how)
@@ -164,6 +167,7 @@ def _update(
                     copied_at=old.copied_at if old else None,
                     run_id=old.run_id if old else None,
                     code=fstate.IF_CHANGED,
+                    etag=c.etag,
                 )
             )
         elif c.status in ("differs", "missing") and old is not None and old.code != fstate.COPY:

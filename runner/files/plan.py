@@ -5,7 +5,9 @@ For each source file under a ``files:`` entry, in this order:
 - no state row, or code 0 -> ``copy`` (new);
 - code 2 -> ``locked`` (never copied; a locked file's target is never deleted either);
 - missing on the target, or a size there other than the one copied -> ``update``;
-- size changed -> ``update``; size and mtime as recorded -> ``unchanged`` (nothing is read);
+- size changed -> ``update``; size and mtime as recorded -> ``unchanged`` (nothing is read),
+  unless the store has version tags (S3 ETags) and the file's differs from the one recorded;
+- a new mtime under the recorded version tag -> ``unchanged`` (touched; nothing is read);
 - mtime changed, same size: ``size_mtime`` -> ``update``; a checksum compare reads the file
   and compares with the recorded checksum: equal -> ``unchanged`` (touched; the run records
   the new mtime), else ``update``.
@@ -56,6 +58,8 @@ class FileAction:
     """The source's checksum when the plan knows it (unchanged files)."""
     touched: bool = False
     """Unchanged content under a new mtime: the run records the new mtime."""
+    etag: str | None = None
+    """The source's version tag (S3 ETag) as listed, where its store has one."""
 
 
 @dataclass
@@ -109,6 +113,22 @@ class FilePlan:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FilePlan:
+        """The plan :meth:`to_dict` wrote (a saved plan); ``totals`` are derived again."""
+        return cls(
+            job=data["job"],
+            mode=data["mode"],
+            source=data["source"],
+            target=data["target"],
+            spec_hash=data["spec_hash"],
+            workers=data["workers"],
+            entries=data["entries"],
+            actions=[FileAction(**f) for f in data["files"]],
+            refused=list(data["refused"]),
+            temps=list(data["temps"]),
+        )
 
     @property
     def fingerprint(self) -> str:
@@ -243,7 +263,9 @@ def _decide(
     """The action the state and the listings decide alone; None: the checksum must decide."""
 
     def act(action: str, reason: str, **extra: Any) -> FileAction:
-        return FileAction(action, path, tpath, st.size, reason, index, st.mtime, **extra)
+        return FileAction(
+            action, path, tpath, st.size, reason, index, st.mtime, etag=st.etag, **extra
+        )
 
     if row is None or row.code == COPY:
         if row is not None:
@@ -258,10 +280,16 @@ def _decide(
         return act("update", reason)
     if st.size != row.size:
         return act("update", f"size changed ({row.size} -> {st.size} bytes)")
-    if st.mtime == row.mtime:
+    # a version tag (S3 ETag) on both sides settles what size and mtime cannot: a rewrite
+    # within the same second, or a new upload time over the same content
+    versions = st.etag is not None and row.etag is not None
+    if st.mtime == row.mtime and not (versions and st.etag != row.etag):
         return act("unchanged", "size and mtime as copied", checksum=row.checksum)
+    if versions and st.etag == row.etag:
+        return act("unchanged", "touched: mtime changed, ETag equal", checksum=row.checksum,
+                   touched=True)  # fmt: skip
     if compare == "size_mtime":
-        return act("update", "mtime changed")
+        return act("update", "ETag changed" if versions else "mtime changed")
     if row.algo != compare or not row.checksum:
         return act("update", f"mtime changed; no {compare} recorded to compare")
     return None
@@ -281,8 +309,10 @@ def _by_checksum(
     if row is not None and checksum == row.checksum:
         reason = f"touched: mtime changed, {compare} equal"
         return FileAction(
-            "unchanged", path, tpath, st.size, reason, index, st.mtime, checksum, touched=True
-        )
+            "unchanged", path, tpath, st.size, reason, index, st.mtime, checksum, touched=True,
+            etag=st.etag,
+        )  # fmt: skip
     return FileAction(
-        "update", path, tpath, st.size, f"content changed ({compare})", index, st.mtime
-    )
+        "update", path, tpath, st.size, f"content changed ({compare})", index, st.mtime,
+        etag=st.etag,
+    )  # fmt: skip

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from loguru import logger
 from rich.console import Console
 
 from runner.errors import EtlrunError, InterruptedError_, SafetyError
+from runner.files import saved as fsaved
 from runner.files import state as fstate
-from runner.files.plan import FileAction, FilePlan, make_plan, read_state
+from runner.files.plan import FileAction, FilePlan, entry_folders, make_plan, read_state
 from runner.files.progress import FileProgress, FileRunResult, summary_table
 from runner.files.store import FileStore
 from runner.files.transfer import Stopped, copy_file
@@ -57,15 +60,24 @@ def plan_job(job: Job, state_url: str | None) -> FilePlan:
         target.close()
 
 
+def stale_files(job: Job, saved: FilePlan, state_url: str | None) -> list[str]:
+    """How the planned changes of a saved plan no longer hold (``etlrun apply``'s check)."""
+    store = read_state(state_url)
+    resume = store.resumable(job.name, spec_hash(job)) if store is not None else None
+    return fsaved.differences(saved, plan_job(job, state_url), fsaved.done_by(resume))
+
+
 def run(
     job: Job,
     job_path: str,
     state_url: str | None,
     workers: int | None = None,
     fresh: bool = False,
+    saved: FilePlan | None = None,
 ) -> int:
     """Run the file job; returns its exit code (DESIGN §4). ``fresh``: a new run record even
-    when the last one did not finish (files already recorded are still not sent again)."""
+    when the last one did not finish (files already recorded are still not sent again).
+    ``saved``: run exactly that plan (``etlrun apply``), checked again under the lock."""
     from runner import crash
 
     console = Console()
@@ -84,13 +96,25 @@ def run(
             target.connect()
             tag = temp_tag(job.name)
             plan = make_plan(job, source, target, fstate.rows(store, job.name), key, tag)
-            record = {"kind": "files", "job": job.name, "tables": [], "totals": plan.totals()}
+            if saved is not None:
+                done = fsaved.done_by(resume)
+                changes = fsaved.differences(saved, plan, done)
+                if changes:
+                    from runner.apply import stale_error
+
+                    raise stale_error(job.name, job_path, fsaved.listing(changes))
+                plan = fsaved.to_run(saved, plan, done)
+            record: dict[str, Any] = {
+                "kind": "files", "job": job.name, "tables": [], "totals": plan.totals(),
+            }  # fmt: skip
+            if saved is not None:
+                record["saved_plan"] = saved.fingerprint
             store.start_run(run_id, job.name, key, key, json.dumps(record), resumed=bool(resume))
             recorded = True
             if resume:
-                done = sum(1 for d in resume.done.values() if d.get("kind") == "file")
+                copied = sum(1 for d in resume.done.values() if d.get("kind") == "file")
                 print(
-                    f"resuming run {run_id}: {done} files were copied by an earlier attempt",
+                    f"resuming run {run_id}: {copied} files were copied by an earlier attempt",
                     file=sys.stderr,
                 )
             if plan.refused:
@@ -169,6 +193,7 @@ def _execute(
             path=a.path, size=copied.size, mtime=copied.mtime, algo=compare[a.entry],
             checksum=copied.checksum, remote_path=target.full(a.target),
             target_size=copied.target_size, copied_at=now(), run_id=run_id, code=fstate.IF_CHANGED,
+            etag=copied.etag,
         )  # fmt: skip
         recorder.copied(a.action, row, copied.seconds)
         progress.file_done(a.action, a.path, copied.size, copied.seconds)
@@ -204,7 +229,7 @@ def _execute(
         result.status, result.exit_code = "failed", code
         fstate.finish(store, run_id, "failed", code, result.error)
         return result
-    failed = []
+    failed, deleted = [], []
     for a in plan.of("delete"):
         try:
             target.remove(a.target)
@@ -216,13 +241,38 @@ def _execute(
             result.add("failed", 0, 0.0)
             continue
         fstate.record_delete(store, job.name, run_id, a.path, a.target)
+        deleted.append(a)
         logger.info("deleted {} (its source file is gone)", a.target)
         result.add("deleted", a.size, 0.0)
+    _remove_emptied(job, target, deleted)
     if failed:
         result.error = f"{len(failed)} delete(s) failed: {failed[0]}; the next run tries again"
         result.status, result.exit_code = "failed", 1
     fstate.finish(store, run_id, result.status, result.exit_code, result.error)
     return result
+
+
+def _remove_emptied(job: Job, target: FileStore, deleted: list[FileAction]) -> None:
+    """Folders that the deletes left empty go too, deepest first, up to (not including) the
+    entry's folder on the target: a mirror keeps no empty folders of gone runs. A folder
+    that still holds anything stays (the store's rmdir refuses it)."""
+    if not target.has_folders or not deleted:
+        return
+    folders: dict[str, str] = {}  # folder -> the entry's folder on the target, its limit
+    for a in deleted:
+        top = entry_folders(job, a.entry)[1]
+        folder = posixpath.dirname(a.target)
+        while folder != top and folder.startswith(f"{top}/" if top else ""):
+            folders.setdefault(folder, top)
+            folder = posixpath.dirname(folder)
+    gone: set[str] = set()
+    for folder in sorted(folders, key=lambda f: (-f.count("/"), f)):
+        children = [f for f in folders if posixpath.dirname(f) == folder]
+        if any(c not in gone for c in children):
+            continue  # a sub-folder stayed, so this one is not empty
+        if target.remove_empty_folder(folder):
+            gone.add(folder)
+            logger.info("removed {} (empty after the deletes)", target.full(folder))
 
 
 def _sent(result: FileRunResult) -> str:
@@ -241,5 +291,5 @@ def _record_touched(job: Job, plan: FilePlan, store: StateStore) -> None:
     for a in touched:
         old = rows.get(a.path)
         if old is not None:
-            fresh.append(fstate.FileRow(**{**old.__dict__, "mtime": a.mtime}))
+            fresh.append(fstate.FileRow(**{**old.__dict__, "mtime": a.mtime, "etag": a.etag}))
     fstate.put(store, job.name, fresh)

@@ -41,6 +41,8 @@ class FileRow:
     run_id: str | None
     code: int
     updated_at: datetime | None = None
+    etag: str | None = None
+    """The source's version tag when copied, where its store has one (an S3 ETag)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "state": CODES.get(self.code, str(self.code))}

@@ -3,84 +3,35 @@ rename, remove, set a modification time, hash.
 
 ``file://`` goes straight to the operating system (nanosecond mtimes, ``os.replace``, fsync);
 ``sftp://`` uses paramiko through :class:`~runner.connectors.fs.FsConnector` (one SSH
-connection per thread, host keys checked strictly, POSIX rename, pipelined writes); ``s3://``
-and any other fsspec URL go through fsspec. Object stores have no rename: there a file is
-written under its final name in one upload, which readers see whole or not at all.
+connection per thread, host keys checked strictly, POSIX rename, pipelined writes); ``s3://``,
+``sharepoint://`` (msgraphfs, an optional extra) and any other fsspec URL go through fsspec.
+Object stores have no rename: there a file is written under its final name in one upload,
+which readers see whole or not at all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import posixpath
-import re
 import stat as stat_mode
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
 
 from runner.connectors import scheme_of
 from runner.connectors.fs import TEMP_PREFIX, FsConnector
 from runner.errors import ConnectError
+from runner.files.listing import (  # noqa: F401 - Stat, Listing, CHUNK are used from here too
+    CHUNK,
+    Listing,
+    Stat,
+    etag_of,
+    local_root,
+    mtime_of,
+    new_hash,
+)
 from runner.secrets import mask_url
-
-CHUNK = 1 << 20
-"""Bytes read and written at a time (and the granularity of progress and of a stop)."""
-
-
-@dataclass(frozen=True)
-class Stat:
-    size: int
-    mtime: float
-    """Seconds since the epoch (what the state keeps; a float holds ~0.2 us at today's dates)."""
-    mtime_ns: int | None = None
-    """The exact nanoseconds, where the store has them (local files)."""
-
-
-@dataclass
-class Listing:
-    files: dict[str, Stat] = field(default_factory=dict)
-    """Relative path -> stat, temporary files left out."""
-    temps: list[str] = field(default_factory=list)
-    """Temporary files (``.etlrun-tmp-*``) found, relative paths."""
-
-
-def new_hash(algo: str) -> Any:
-    if algo == "md5":  # a change detector here, not a security measure
-        return hashlib.md5(usedforsecurity=False)
-    return hashlib.new(algo)
-
-
-def local_root(url: str) -> str:
-    """The folder of a ``file://`` URL: ``file:///data/raw`` is /data/raw, ``file://data/raw``
-    data/raw (relative), ``file:///C:/data`` C:/data (Windows).
-
-    Example:
-        >>> local_root("file:///data/raw/"), local_root("file://data/raw"), local_root("file:///C:/x")
-        ('/data/raw', 'data/raw', 'C:/x')
-    """
-    parts = urlsplit(url)
-    path = unquote(parts.netloc + parts.path)
-    if re.match(r"^/[A-Za-z]:", path):
-        path = path[1:]
-    return path.rstrip("/") or "/"
-
-
-def _mtime(info: dict[str, Any]) -> float:
-    for key in ("mtime", "LastModified", "last_modified", "modified", "created"):
-        value = info.get(key)
-        if isinstance(value, datetime):
-            return value.timestamp()
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    return 0.0
 
 
 class FileStore:
@@ -91,11 +42,14 @@ class FileStore:
         self.display_url = mask_url(url)
         scheme = scheme_of(url)
         self.kind = scheme if scheme in ("file", "sftp") else "fsspec"
+        # Microsoft Graph: an upload commits when its last part is sent, also when the block
+        # writing it ends in an error; so a temporary name, then a move (untested live)
+        self.graph = scheme == "sharepoint"
         self._connector: FsConnector | None = None
         self._fs: Any = None
         if self.kind == "file":
             self.root = local_root(url)
-        elif scheme in ("sftp", "s3"):
+        elif scheme in ("sftp", "s3", "sharepoint"):
             self._connector = FsConnector(url)
             self.root = ""  # known once connected
         else:
@@ -121,13 +75,13 @@ class FileStore:
     @property
     def atomic_rename(self) -> bool:
         """Whether a temporary name plus rename is how a file appears whole (not on S3)."""
-        return self.kind in ("file", "sftp") or "file" in _protocols(self.fs)
+        return self.kind in ("file", "sftp") or self.graph or "file" in _protocols(self.fs)
 
     @property
     def keeps_mtime(self) -> bool:
         """Whether a written file can be given its source's mtime (not on S3, where an object's
-        time is when it was uploaded)."""
-        return self.atomic_rename
+        time is when it was uploaded, nor on SharePoint)."""
+        return self.atomic_rename and not self.graph
 
     @property
     def hashes_cheaply(self) -> bool:
@@ -141,7 +95,11 @@ class FileStore:
 
     def connect(self) -> None:
         """Open the connection now, so a refused host key or login fails before planning."""
-        _ = self.fs
+        fs = self.fs
+        if self.graph:
+            from runner.connectors._sharepoint import sign_in
+
+            sign_in(fs, self.root, self.display_url)
 
     def close(self) -> None:
         if self._connector is not None:
@@ -171,14 +129,25 @@ class FileStore:
         return listing
 
     @staticmethod
-    def _add(listing: Listing, relative: str, name: str, size: int, mtime: float | int) -> None:
+    def _add(
+        listing: Listing,
+        relative: str,
+        name: str,
+        size: int,
+        mtime: float | int,
+        etag: str | None = None,
+    ) -> None:
         """``mtime``: seconds as a float, or nanoseconds as an int (local files)."""
         if name.startswith(TEMP_PREFIX):
             listing.temps.append(relative)
         elif isinstance(mtime, int):
             listing.files[relative] = Stat(size, mtime / 1e9, mtime)
         else:
-            listing.files[relative] = Stat(size, mtime)
+            listing.files[relative] = Stat(size, mtime, etag=etag)
+
+    @property
+    def _s3(self) -> bool:
+        return bool({"s3", "s3a"} & set(_protocols(self.fs)))
 
     def _walk_local(self, path: str, prefix: str, recursive: bool, listing: Listing) -> None:
         try:
@@ -222,12 +191,14 @@ class FileStore:
             found = self.fs.find(path, maxdepth=None if recursive else 1, detail=True)
         except FileNotFoundError:
             return
+        whole = self._s3
         for name, info in found.items():
-            if info.get("type") == "directory":
-                continue
+            if info.get("type") == "directory" or name.endswith("/"):
+                continue  # a folder, or an S3 folder marker (a key ending in '/')
             relative = name.strip("/")[len(path.strip("/")) :].lstrip("/")
             size = int(info.get("size") or 0)
-            self._add(listing, relative, posixpath.basename(relative), size, _mtime(info))
+            mtime = mtime_of(info, whole)
+            self._add(listing, relative, posixpath.basename(relative), size, mtime, etag_of(info))
 
     def stat(self, relative: str) -> Stat | None:
         path = self.full(relative)
@@ -238,10 +209,15 @@ class FileStore:
             if self.kind == "sftp":
                 attr = self.fs.ftp.stat(path)
                 return Stat(attr.st_size or 0, float(attr.st_mtime or 0))
+            # not from the listing fsspec cached (s3fs answers info() from it): a stat is asked
+            # for to see whether the file changed since it was listed
+            self.fs.invalidate_cache(path)
             info = self.fs.info(path)
         except FileNotFoundError:
             return None
-        return Stat(int(info.get("size") or 0), _mtime(info))
+        if info.get("type") == "directory":
+            return None
+        return Stat(int(info.get("size") or 0), mtime_of(info, self._s3), etag=etag_of(info))
 
     @contextlib.contextmanager
     def open_read(self, relative: str) -> Iterator[IO[bytes]]:
@@ -379,6 +355,12 @@ class FileStore:
                 with contextlib.suppress(FileNotFoundError):
                     ftp.remove(dst)
                 ftp.rename(src, dst)
+        elif self.graph:
+            # msgraphfs moves onto an existing name as into a folder: the old file goes first
+            # (for a moment neither is there, never a partial one)
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(dst)
+            self.fs.mv(src, dst)
         else:
             self.fs.mv(src, dst)
 
@@ -390,6 +372,28 @@ class FileStore:
             os.utime(path, ns=(ns, ns))
         elif self.kind == "sftp":
             self.fs.ftp.utime(path, (int(source.mtime), int(source.mtime)))
+
+    @property
+    def has_folders(self) -> bool:
+        """Whether folders exist apart from the files in them (not on object stores)."""
+        return self.kind in ("file", "sftp")
+
+    def remove_empty_folder(self, relative: str) -> bool:
+        """Remove the folder if it is empty; False when it is not (or is gone, or refused).
+
+        The store itself refuses a folder that holds anything (rmdir), so a file that
+        appeared in it since it was listed, or one no job selects, keeps it."""
+        path = self.full(relative)
+        try:
+            if self.kind == "file":
+                os.rmdir(path)
+            elif self.kind == "sftp":
+                self.fs.ftp.rmdir(path)
+            else:
+                return False
+        except OSError:
+            return False
+        return True
 
     def remove(self, relative: str) -> None:
         path = self.full(relative)

@@ -3,9 +3,11 @@
 The file is streamed in :data:`~runner.files.store.CHUNK` pieces into a temporary name beside
 its final one, hashed as it is read (one read serves the copy and the checksum). Then:
 
-1. the source is stat'ed again: a size or mtime other than before the copy, or a byte count
-   other than the size, means it changed while being copied: the temporary file is removed and
-   the copy retried (:data:`ATTEMPTS` in all, then :class:`FileChangedError`);
+1. the source is stat'ed again: a size, mtime or version tag (S3 ETag) other than before the
+   copy, a byte count other than the size, or an object store refusing a read because the
+   object was replaced (``FileExpired``) means it changed while being copied: the temporary
+   file is removed and the copy retried (:data:`ATTEMPTS` in all, then
+   :class:`FileChangedError`);
 2. the temporary file's size on the target must equal the bytes sent, and where reading it back
    is cheap (a local target) its checksum must equal the one computed while sending;
 3. it gets the source's mtime, and is renamed over the final name (atomic locally and over
@@ -47,6 +49,8 @@ class Copied:
     target_size: int
     attempts: int
     seconds: float
+    etag: str | None = None
+    """The source's version tag as copied (S3 ETag), where it has one."""
 
 
 def copy_file(
@@ -84,14 +88,22 @@ def copy_file(
                         digest.update(chunk)
                     sent += len(chunk)
                     on_bytes(len(chunk))
-        except BaseException:
-            on_bytes(-sent)
-            raise
+        except BaseException as exc:
+            if not _replaced(exc):
+                on_bytes(-sent)
+                raise
+            expired = True  # the temporary file is gone already (open_write)
+        else:
+            expired = False
         after = source.stat(path)
-        if after != before or sent != before.size:
+        if expired or after != before or sent != before.size:
             target.remove(name)
             on_bytes(-sent)
             now = "gone" if after is None else f"{after.size} bytes, mtime {after.mtime:.3f}"
+            if expired:
+                now += "; the store refused the rest of the old version"
+            elif after is not None and after.etag != before.etag:
+                now += f"; ETag {before.etag} -> {after.etag}"
             logger.warning(
                 "{}: changed while being copied (was {} bytes, mtime {:.3f}; now {}); "
                 "attempt {} of {}",
@@ -117,12 +129,20 @@ def copy_file(
             target.remove(name)
             raise
         return Copied(
-            before.size, before.mtime, checksum, target_size, attempt, time.monotonic() - started
-        )
+            before.size, before.mtime, checksum, target_size, attempt,
+            time.monotonic() - started, before.etag,
+        )  # fmt: skip
     raise FileChangedError(
         f"{path}: kept changing while being copied ({ATTEMPTS} attempts); not recorded, the "
         "next run copies it"
     )
+
+
+def _replaced(exc: BaseException) -> bool:
+    """An object store refused the next range of a read because the object is no longer the
+    version the first range came from (s3fs's ``FileExpired``, after an S3 If-Match; matched
+    by name, as s3fs is an optional package)."""
+    return isinstance(exc, OSError) and type(exc).__name__ == "FileExpired"
 
 
 def _verify(target: FileStore, name: str, sent: int, algo: str | None, checksum: str | None) -> int:

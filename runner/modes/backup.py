@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from runner.connectors.fs import FORMATS, FsConnector, row_count, sha256_of
-from runner.errors import SpecError, TaskError, VerifyError
+from runner.errors import TaskError, VerifyError
 from runner.execute.context import RunContext, TaskResult
 from runner.modes._assemble import PART_EXT, Assembler, assembler, forget, read_part, write_part
 from runner.plan.compiler import TableContext
@@ -459,16 +459,3 @@ def apply_retention(fs: FsConnector, job: str, keep: int, current: str) -> list[
                     fs.fs.rmdir(posixpath.dirname(fs.path(f["path"])))
         removed.append(relative)
     return removed
-
-
-def check_options(spec: Any, file_target: bool, index: int) -> None:
-    """Cross-field rules of the file options, as spec errors."""
-    mode = spec.mode or "copy"
-    given = [k for k in ("format", "split", "compression", "path") if getattr(spec, k, None)]
-    if given and not file_target and mode != "purge":
-        raise SpecError(
-            f"tables[{index}].{given[0]}: applies to a file store target "
-            "(file://, sftp://, s3://) only"
-        )
-    if getattr(spec, "retention", None) is not None and mode != "backup":
-        raise SpecError(f"tables[{index}].retention: applies to mode backup only")

@@ -156,9 +156,7 @@ def compile(
         module = mode_module(ctx.spec.mode or "copy")
         parents = [finalizers[r] for r in _parents(ctx, contexts) if r in finalizers]
         compile_table = module.compile
-        from runner.modes.backup import check_options
-
-        check_options(ctx.spec, file_target, ctx.index)
+        check_file_options(ctx.spec, file_target, ctx.index)
         if file_target:  # a folder of files: copy and backup write files (modes/backup.py)
             mode = ctx.spec.mode or "copy"
             if mode not in target.capabilities.modes:
@@ -194,6 +192,19 @@ def compile(
         tasks=tuple(tasks),
         workers=job.workers,
     )
+
+
+def check_file_options(spec: Any, file_target: bool, index: int) -> None:
+    """Cross-field rules of the file options (format, split, ..., retention), as spec errors."""
+    mode = spec.mode or "copy"
+    given = [k for k in ("format", "split", "compression", "path") if getattr(spec, k, None)]
+    if given and not file_target and mode != "purge":
+        raise SpecError(
+            f"tables[{index}].{given[0]}: applies to a file store target "
+            "(file://, sftp://, s3://) only"
+        )
+    if getattr(spec, "retention", None) is not None and mode != "backup":
+        raise SpecError(f"tables[{index}].retention: applies to mode backup only")
 
 
 def _with_sanitize(ctx: TableContext, plan: TablePlan, tasks: list[Task]) -> TablePlan:
@@ -324,8 +335,10 @@ def _context(
         read_columns=read_columns,
         sanitize=sanitized,
     )
-    # copy and bulk read every row anyway: for them a big table's size may be estimated
-    ctx.rows = catalog.count(name, where, estimate=(spec.mode or "copy") in ("copy", "bulk"))
+    # copy and bulk read every row anyway, and incremental counts its own window: for them a big
+    # table's size may be estimated
+    estimate = (spec.mode or "copy") in ("copy", "bulk", "incremental")
+    ctx.rows = catalog.count(name, where, estimate=estimate)
     # a sanitized key's values change on the way: chunk k could not find its rows in staging by
     # key range (and the ranges would put raw key values into the plan), so it is one chunk
     if ctx.key and not (sanitized is not None and sanitized.key_sanitized):

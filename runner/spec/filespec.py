@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 FILE_MODES = ("copy", "sync")
 """The modes a file job can have: copy never deletes on the target; sync may (delete: true)."""
-BUILTIN_STORES = ("file", "sftp", "s3")
+BUILTIN_STORES = ("file", "sftp", "s3", "sharepoint")
 
 
 class FileSpec(BaseModel):
@@ -78,7 +78,8 @@ def _check_relative(text: str, what: str) -> None:
 
 
 def is_file_store(url: str) -> bool:
-    """Whether ``url`` names a file store: file://, sftp://, s3://, or another fsspec protocol."""
+    """Whether ``url`` names a file store: file://, sftp://, s3://, sharepoint://, or another
+    fsspec protocol."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in BUILTIN_STORES:
         return True

@@ -143,6 +143,7 @@ files = sa.Table(
     sa.Column("run_id", sa.String(64)),
     sa.Column("code", sa.Integer, nullable=False),  # 0 copy, 1 copy if changed, 2 locked
     sa.Column("updated_at", sa.DateTime),
+    sa.Column("etag", sa.String(128)),  # the source's version tag when copied (S3 ETag)
 )
 
 

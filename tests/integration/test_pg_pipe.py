@@ -83,6 +83,46 @@ def test_same_types_are_piped_exactly(
     assert dict(types) == {"j": "json", "jb": "jsonb"}
 
 
+def test_the_pipe_can_be_switched_off(
+    pg_url: str,
+    tmp_path: Path,
+    clean_env: Path,
+    spied: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with servers.postgres_connect(pg_url) as conn:
+        conn.execute(f"CREATE TABLE src ({COLUMNS})")
+        conn.execute(ROWS.format(table="src"))
+    monkeypatch.setenv("ETLRUN_PG_PIPE", "0")
+    assert main(["run", str(spec(tmp_path, pg_url, "src", "dst"))]) == 0
+    assert spied == []
+    assert text_of(pg_url, "dst") == text_of(pg_url, "src")
+
+
+def test_text_crosses_database_encodings(
+    pg_url: str, tmp_path: Path, clean_env: Path, spied: list[object]
+) -> None:
+    """From a LATIN1 database into a UTF-8 one: both ends of the pipe speak UTF-8."""
+    latin1 = servers.create_postgres_database(encoding="LATIN1")
+    try:
+        with servers.postgres_connect(latin1) as conn:
+            conn.execute("SET client_encoding TO 'UTF8'")
+            conn.execute("CREATE TABLE src (id bigint PRIMARY KEY, t text)")
+            conn.execute("INSERT INTO src VALUES (1, 'café Ærø ½'), (2, ''), (3, NULL)")
+        job = tmp_path / "latin1.yaml"
+        job.write_text(
+            f"version: 1\njob: latin1\nsource: {latin1}\ntarget: {pg_url}\n"
+            "tables:\n  - name: src\n    to: dst\n"
+        )
+        assert main(["run", str(job)]) == 0
+        assert spied and all(r is not None for r in spied), spied
+        with servers.postgres_connect(pg_url) as conn:
+            rows = conn.execute("SELECT id, t FROM dst ORDER BY id").fetchall()
+        assert rows == [(1, "café Ærø ½"), (2, ""), (3, None)]
+    finally:
+        servers.drop_postgres_database(latin1)
+
+
 def test_other_types_go_through_arrow(
     pg_url: str, tmp_path: Path, clean_env: Path, spied: list[object]
 ) -> None:

@@ -458,7 +458,7 @@ def test_dask_local_gives_its_workers_the_sanitize_key(
 def test_a_dask_worker_without_the_sanitize_key_is_named_before_the_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from runner.execute.dask import check_worker
+    from runner.execute._dask_worker import check_worker
     from runner.sanitize import KEY_ENV, key_id
 
     unregistered = "a-key-this-process-never-registered"

@@ -39,3 +39,31 @@ def row(code: int = 1, size: int = 100, mtime: float = 1000.5, algo: str = "sha2
 def test_decide(state, there, compare, expected) -> None:  # type: ignore[no-untyped-def]
     action = _decide(0, "a.csv", "a.csv", SOURCE, there, state, compare)
     assert (None if action is None else (action.action, action.reason)) == expected
+
+
+def etag_row(etag: str | None, mtime: float = 1000.0) -> FileRow:
+    return FileRow("a.csv", 100, mtime, "sha256", "c" * 64, "/t/a.csv", 100,
+                   datetime(2026, 1, 1), "r", 1, etag=etag)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "state, source, compare, expected",
+    [
+        # rewritten within the second its mtime counts in, at the same size: the ETag tells
+        (etag_row("e1"), Stat(100, 1000.0, etag="e2"), "sha256", None),
+        (etag_row("e1"), Stat(100, 1000.0, etag="e2"), "size_mtime", ("update", "ETag changed")),
+        (etag_row("e1"), Stat(100, 1000.0, etag="e1"), "sha256",
+         ("unchanged", "size and mtime as copied")),
+        # uploaded again with the same bytes: a new mtime, the same ETag; nothing is read
+        (etag_row("e1"), Stat(100, 1200.0, etag="e1"), "size_mtime",
+         ("unchanged", "touched: mtime changed, ETag equal")),
+        # a row recorded before ETags were kept: size and mtime decide as before
+        (etag_row(None), Stat(100, 1000.0, etag="e2"), "sha256",
+         ("unchanged", "size and mtime as copied")),
+    ],
+)  # fmt: skip
+def test_decide_by_etag(state, source, compare, expected) -> None:  # type: ignore[no-untyped-def]
+    action = _decide(0, "a.csv", "a.csv", source, Stat(100, 1.0), state, compare)
+    assert (None if action is None else (action.action, action.reason)) == expected
+    if action is not None and action.action == "unchanged" and action.reason.startswith("touched"):
+        assert action.touched and action.mtime == 1200.0 and action.etag == "e1"
