@@ -316,6 +316,9 @@ def _context(
             raise SpecError(f"tables[{index}].where: {exc}") from None
         where = normalize_identifiers(where, dialect=source.dialect)
     target_name = spec.to or info.name
+    target_exists = target.table_exists(target_name)
+    if target_exists:
+        columns = _existing_json_types(target, target_name, columns)
     ctx = TableContext(
         job=job,
         spec=spec,
@@ -331,7 +334,7 @@ def _context(
         source=source,
         target=target,
         catalog=catalog,
-        target_exists=target.table_exists(target_name),
+        target_exists=target_exists,
         read_columns=read_columns,
         sanitize=sanitized,
     )
@@ -350,6 +353,26 @@ def _context(
             )
     ctx.bytes = int(catalog.sample_row_bytes(ctx.select(), ctx.read_schema) * ctx.rows)
     return ctx
+
+
+def _existing_json_types(
+    target: Connector, name: str, columns: list[ColumnPlan]
+) -> list[ColumnPlan]:
+    """A PostgreSQL json column planned as json that the existing target holds as jsonb (made by
+    an earlier etlrun, or by hand) stays jsonb: staging then matches the target, and checksums
+    know to compare the two as jsonb."""
+    if not any(c.target_type == "JSON" for c in columns) or target.dialect != "postgres":
+        return columns
+    try:
+        existing = {c.name: c.type_sql.upper() for c in target.describe(name).columns}
+    except Exception:  # noqa: BLE001 - a target we cannot describe keeps the planned types
+        return columns
+    return [
+        dataclasses.replace(c, target_type="JSONB")
+        if c.target_type == "JSON" and existing.get(c.name) == "JSONB"
+        else c
+        for c in columns
+    ]
 
 
 def _parents(ctx: TableContext, contexts: list[TableContext]) -> list[str]:

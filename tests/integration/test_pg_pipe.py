@@ -158,6 +158,31 @@ def test_a_refused_chunk_leaves_the_target_as_it_was(
         assert conn.execute("SELECT id, v FROM dst").fetchall() == [(1, "old")]
 
 
+def test_an_existing_jsonb_target_of_a_json_source_stays_jsonb(
+    pg_url: str, tmp_path: Path, clean_env: Path
+) -> None:
+    """A target an earlier etlrun made (json landed as jsonb then): check compares the two as
+    jsonb and finds them equal, and a new copy keeps the column jsonb."""
+    with servers.postgres_connect(pg_url) as conn:
+        conn.execute("CREATE TABLE src (id bigint PRIMARY KEY, j json)")
+        conn.execute(
+            "INSERT INTO src SELECT i, ('{\"b\": ' || i || ',  \"a\": 1}')::json "
+            "FROM generate_series(1, 500) AS g(i)"
+        )
+        conn.execute("CREATE TABLE dst (id bigint PRIMARY KEY, j jsonb)")
+        conn.execute("INSERT INTO dst SELECT id, j::jsonb FROM src")
+    job = spec(tmp_path, pg_url, "src", "dst")
+    assert main(["check", str(job)]) == 0
+    assert main(["run", str(job)]) == 0
+    assert main(["check", str(job)]) == 0
+    with servers.postgres_connect(pg_url) as conn:
+        kind = conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'dst'::regclass AND attname = 'j'"
+        ).fetchone()
+    assert kind == ("jsonb",)
+
+
 @pytest.mark.parametrize(
     ("source", "target", "piped"),
     [
