@@ -18,6 +18,7 @@ from loguru import logger
 
 from runner.errors import EtlrunError, InterruptedError_, RejectedRowsError, TaskError
 from runner.execute.context import Cancelled, RunContext, TaskResult
+from runner.execute.memory import trim as trim_memory
 from runner.modes import mode_module
 from runner.plan.plan import Plan, Task
 from runner.secrets import scrub
@@ -193,6 +194,7 @@ def execute(
                 rejected += int(result.extra.get("rejected", 0))
                 reporter.task_done(task, result, None)
                 if task.kind == "chunk":
+                    trim_memory()
                     stats[task.table].rows += result.rows
                     stats[task.table].bytes += result.bytes
                     stats[task.table].chunks += 1
