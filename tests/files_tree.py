@@ -86,3 +86,16 @@ def write_job(path: Path, name: str, source: str, target: str, *entries: dict[st
 def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One 200 MB file of random bytes for the whole session."""
     return make_big(tmp_path_factory.mktemp("big") / "big.bin")
+
+
+def cli_json(done) -> object:  # type: ignore[no-untyped-def]
+    """The JSON a ``run_cli(..., "--format", "json")`` printed (exit 4, "different", allowed)."""
+    assert done.returncode in (0, 4), done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def last_tasks(run_cli, job: str) -> tuple[int, set[str]]:  # type: ignore[no-untyped-def]
+    """Rows moved and task ids of the job's latest run (``etlrun history`` then ``show``)."""
+    history = cli_json(run_cli("history", job, "--format", "json"))
+    shown = cli_json(run_cli("show", history[0]["run_id"], "--format", "json"))  # type: ignore[index]
+    return shown["rows"], {t["task_id"] for t in shown["tasks"]}  # type: ignore[index]

@@ -11,6 +11,7 @@ reject file and bisects batches the database still refuses).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +22,20 @@ from runner.execute.context import Cancelled, RunContext, TaskResult
 from runner.plan.plan import Task
 from runner.plan.types import arrow_from_str
 from runner.sanitize import read_schema
+
+
+def source_batches(task: Task, ctx: RunContext) -> Iterator[pa.RecordBatch]:
+    """The chunk's rows from the source as Arrow batches, read on a second thread while the
+    caller writes, sanitized in flight: sanitize rules (if any) turn the columns read
+    (``read_schema``) into the columns written."""
+    p = task.params
+    read = pa.schema([(name, arrow_from_str(typ)) for name, typ in read_schema(p)])
+    return ctx.stream(
+        ctx.source.read(p["select"], read, ctx.batch_rows),
+        task.id,
+        task.table,
+        sanitize=p.get("sanitize"),
+    )
 
 
 def _bound_params(task: Task, ctx: RunContext) -> list[Any]:
@@ -46,20 +61,13 @@ def chunk(task: Task, ctx: RunContext) -> TaskResult:
     p = task.params
     ctx.check_cancel()
     schema = pa.schema([(name, arrow_from_str(typ)) for name, typ in p["schema"]])
-    # sanitize rules (if any) turn the columns read into the columns written, in flight
-    read = pa.schema([(name, arrow_from_str(typ)) for name, typ in read_schema(p)])
-    batches = ctx.stream(
-        ctx.source.read(p["select"], read, ctx.batch_rows),
-        task.id,
-        task.table,
-        sanitize=p.get("sanitize"),
-    )
     params = _bound_params(task, ctx)
     delete = (p["delete"], params) if params else p["delete"]
     if not p.get("sanitize") and p.get("on_error") != "reject":
         piped = _piped(task, ctx, schema, (p["delete"], params or None))
         if piped is not None:
             return piped
+    batches = source_batches(task, ctx)
     if p.get("on_error") == "reject":
         return _chunk_rejecting(task, ctx, schema, batches, delete)
     keys = [n for n in p.get("keys", ()) if n in schema.names]
@@ -138,13 +146,7 @@ def _chunk_bisecting(
     task: Task, ctx: RunContext, schema: pa.Schema, delete: Any, file: rejects.RejectFile
 ) -> TaskResult:
     p = task.params
-    read = pa.schema([(name, arrow_from_str(typ)) for name, typ in read_schema(p)])
-    batches = ctx.stream(
-        ctx.source.read(p["select"], read, ctx.batch_rows),
-        task.id,
-        task.table,
-        sanitize=p.get("sanitize"),
-    )
+    batches = source_batches(task, ctx)
     ctx.target.write(p["stage"], schema, [], before=[delete])
     rows = nbytes = 0
 

@@ -26,10 +26,10 @@ from runner.connectors.fs import FORMATS, FsConnector, row_count, sha256_of
 from runner.errors import TaskError, VerifyError
 from runner.execute.context import RunContext, TaskResult
 from runner.modes._assemble import PART_EXT, Assembler, assembler, forget, read_part, write_part
+from runner.modes._stage_chunk import source_batches
 from runner.plan.compiler import TableContext
 from runner.plan.plan import TablePlan, Task
 from runner.plan.types import arrow_from_str
-from runner.sanitize import read_schema
 from runner.secrets import mask_url
 
 PLACEHOLDERS = ("job", "table", "run_id", "run_date", "chunk", "ext")
@@ -265,13 +265,7 @@ def _chunk(task: Task, ctx: RunContext) -> TaskResult:
     p = task.params
     fs = _target(ctx)
     ctx.check_cancel()
-    read = pa.schema([(name, arrow_from_str(typ)) for name, typ in read_schema(p)])
-    batches = ctx.stream(
-        ctx.source.read(p["select"], read, ctx.batch_rows),
-        task.id,
-        task.table,
-        sanitize=p.get("sanitize"),
-    )
+    batches = source_batches(task, ctx)
     schema = _schema(p)
     part = _part(task, ctx, p["chunk"])
     if p["split"] == "table":

@@ -6,13 +6,12 @@ sync copies all, a re-run nothing, then exactly the changes and deletes; ``check
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import time
 from pathlib import Path
 
-from tests.files_tree import make_small, tree, write_job
+from tests.files_tree import cli_json, last_tasks, make_small, tree, write_job
 from tests.s3_server import S3Server, s3_endpoint, s3_server  # noqa: F401 - the fixtures
 
 BIG = "raw/big.bin"
@@ -35,19 +34,8 @@ def _bucket_tree(s3: S3Server, prefix: str) -> dict[str, str]:
     }
 
 
-def _json(done) -> object:  # type: ignore[no-untyped-def]
-    assert done.returncode in (0, 4), done.stdout + done.stderr
-    return json.loads(done.stdout)
-
-
-def _last_tasks(run_cli, job: str) -> tuple[int, set[str]]:  # type: ignore[no-untyped-def]
-    history = _json(run_cli("history", job, "--format", "json"))
-    shown = _json(run_cli("show", history[0]["run_id"], "--format", "json"))  # type: ignore[index]
-    return shown["rows"], {t["task_id"] for t in shown["tasks"]}  # type: ignore[index]
-
-
 def _plan_paths(run_cli, spec: Path, action: str) -> set[str]:  # type: ignore[no-untyped-def]
-    plan = _json(run_cli("plan", spec, "--format", "json"))
+    plan = cli_json(run_cli("plan", spec, "--format", "json"))
     return {f["path"] for f in plan["files"] if f["action"] == action}  # type: ignore[index]
 
 
@@ -68,13 +56,13 @@ def test_local_to_s3_sync(s3_server: S3Server, tmp_path: Path, run_cli) -> None:
     first = run_cli("run", spec)
     assert first.returncode == 0, first.stderr
     assert _bucket_tree(s3_server, "up") == tree(src)
-    rows, tasks = _last_tasks(run_cli, "to_s3")
+    rows, tasks = last_tasks(run_cli, "to_s3")
     assert rows == 37 and len(tasks) == 37
     assert not [p for p in s3_server.find("up") if ".etlrun-tmp-" in p]
 
     again = run_cli("run", spec)
     assert again.returncode == 0, again.stderr
-    assert _last_tasks(run_cli, "to_s3") == (0, set())
+    assert last_tasks(run_cli, "to_s3") == (0, set())
     assert run_cli("plan", spec, "--detailed-exitcode").returncode == 0
     assert run_cli("check", spec).returncode == 0
     assert run_cli("check", by_mtime).returncode == 0
@@ -85,7 +73,7 @@ def test_local_to_s3_sync(s3_server: S3Server, tmp_path: Path, run_cli) -> None:
     (src / small[20]).unlink()
     later = time.time() + 120  # surely after the upload, however slow this machine is
     os.utime(same_size, (later, later))
-    found = _json(run_cli("check", by_mtime, "--format", "json"))
+    found = cli_json(run_cli("check", by_mtime, "--format", "json"))
     differ = {f["path"]: f["detail"] for f in found["files"] if f["status"] == "differs"}  # type: ignore[index]
     assert differ[small[4]] == "source modified after the upload"
     assert set(differ) == {small[4], small[11]}  # small[11] by its size
@@ -94,7 +82,7 @@ def test_local_to_s3_sync(s3_server: S3Server, tmp_path: Path, run_cli) -> None:
 
     third = run_cli("run", spec)
     assert third.returncode == 0, third.stderr
-    rows, tasks = _last_tasks(run_cli, "to_s3")
+    rows, tasks = last_tasks(run_cli, "to_s3")
     assert tasks == {f"update:{small[4]}", f"update:{small[11]}", f"delete:{small[20]}"}
     assert rows == 2
     final = _bucket_tree(s3_server, "up")
@@ -118,18 +106,18 @@ def test_check_update_state_against_s3(s3_server: S3Server, tmp_path: Path, run_
         tmp_path / "job.yaml", "adopt", f"file://{src}", s3_server.url("pre"), {"include": ["*"]}
     )
 
-    found = _json(run_cli("check", spec, "--format", "json"))
+    found = cli_json(run_cli("check", spec, "--format", "json"))
     assert found["counts"] == {"equal": 22, "differs": 1, "missing": 1}  # type: ignore[index]
     filled = run_cli("check", spec, "--update-state")
     assert filled.returncode == 4, filled.stdout + filled.stderr
     assert "22 file(s) recorded as in sync; nothing was copied" in filled.stdout
-    rows = _json(run_cli("files", "list", "adopt", "--format", "json"))
+    rows = cli_json(run_cli("files", "list", "adopt", "--format", "json"))
     assert {r["path"] for r in rows} == set(paths) - {differs, missing}  # type: ignore[union-attr]
     assert {p: fs.info(f"{s3_server.bucket}/{p}")["ETag"] for p in s3_server.find("pre")} == before
 
     assert _plan_paths(run_cli, spec, "copy") == {differs, missing}
     done = run_cli("run", spec)
     assert done.returncode == 0, done.stderr
-    assert _last_tasks(run_cli, "adopt")[1] == {f"copy:{differs}", f"copy:{missing}"}
+    assert last_tasks(run_cli, "adopt")[1] == {f"copy:{differs}", f"copy:{missing}"}
     assert _bucket_tree(s3_server, "pre") == tree(src)
     assert os.path.exists(src / differs)

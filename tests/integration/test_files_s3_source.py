@@ -6,7 +6,6 @@ replaced while it is being read is copied again, never recorded half old, half n
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from loguru import logger
 
 from runner.files.store import FileStore
 from runner.files.transfer import copy_file
-from tests.files_tree import temps, tree, write_job
+from tests.files_tree import cli_json, last_tasks, temps, tree, write_job
 from tests.s3_server import S3Server, s3_endpoint, s3_server  # noqa: F401 - the fixtures
 from tests.sftp_server import SftpServer, sftp_server  # noqa: F401 - the fixture
 
@@ -39,19 +38,8 @@ def _sha(objects: dict[str, bytes]) -> dict[str, str]:
     return {p: hashlib.sha256(d).hexdigest() for p, d in objects.items()}
 
 
-def _json(done) -> object:  # type: ignore[no-untyped-def]
-    assert done.returncode in (0, 4), done.stdout + done.stderr
-    return json.loads(done.stdout)
-
-
-def _last_tasks(run_cli, job: str) -> tuple[int, set[str]]:  # type: ignore[no-untyped-def]
-    history = _json(run_cli("history", job, "--format", "json"))
-    shown = _json(run_cli("show", history[0]["run_id"], "--format", "json"))  # type: ignore[index]
-    return shown["rows"], {t["task_id"] for t in shown["tasks"]}  # type: ignore[index]
-
-
 def _plan(run_cli, spec: Path) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]
-    plan = _json(run_cli("plan", spec, "--format", "json"))
+    plan = cli_json(run_cli("plan", spec, "--format", "json"))
     out: dict[str, set[str]] = {}
     for f in plan["files"]:  # type: ignore[index]
         out.setdefault(f["action"], set()).add(f["path"])
@@ -72,19 +60,19 @@ def test_s3_to_local_sync(s3_server: S3Server, tmp_path: Path, run_cli) -> None:
     first = run_cli("run", spec)
     assert first.returncode == 0, first.stderr
     assert tree(dst) == _sha(objects)
-    rows, tasks = _last_tasks(run_cli, "from_s3")
+    rows, tasks = last_tasks(run_cli, "from_s3")
     assert rows == 31 and len(tasks) == 31
     # each file got its object's LastModified (whole seconds), so size_mtime sees them equal
     fs = s3_server.fs()
     listed = fs.info(f"{s3_server.bucket}/inst/{BIG}")["LastModified"].timestamp()
     assert (dst / BIG).stat().st_mtime == int(listed)
-    state = _json(run_cli("files", "list", "from_s3", "--format", "json"))
+    state = cli_json(run_cli("files", "list", "from_s3", "--format", "json"))
     etags = {r["path"]: r["etag"] for r in state}  # type: ignore[union-attr]
     assert etags[BIG] == fs.info(f"{s3_server.bucket}/inst/{BIG}")["ETag"].strip('"')
 
     again = run_cli("run", spec)
     assert again.returncode == 0, again.stderr
-    assert _last_tasks(run_cli, "from_s3") == (0, set())
+    assert last_tasks(run_cli, "from_s3") == (0, set())
     assert run_cli("plan", spec, "--detailed-exitcode").returncode == 0
     assert run_cli("check", spec).returncode == 0
     assert run_cli("check", by_mtime).returncode == 0
@@ -105,7 +93,7 @@ def test_s3_to_local_sync(s3_server: S3Server, tmp_path: Path, run_cli) -> None:
     assert plan["delete"] == {gone}
     third = run_cli("run", spec)
     assert third.returncode == 0, third.stderr
-    rows, tasks = _last_tasks(run_cli, "from_s3")
+    rows, tasks = last_tasks(run_cli, "from_s3")
     assert tasks == {
         f"update:{same_size}", f"update:{longer}", "copy:run9/new.csv", f"delete:{gone}",
     }  # fmt: skip
@@ -129,19 +117,19 @@ def test_check_update_state_from_s3(s3_server: S3Server, tmp_path: Path, run_cli
     (dst / missing).unlink()
     spec = write_job(tmp_path / "job.yaml", "adopt_s3", s3_server.url("pre"), f"file://{dst}")
 
-    found = _json(run_cli("check", spec, "--format", "json"))
+    found = cli_json(run_cli("check", spec, "--format", "json"))
     assert found["counts"] == {"equal": 11, "differs": 1, "missing": 1}  # type: ignore[index]
     filled = run_cli("check", spec, "--update-state")
     assert filled.returncode == 4, filled.stdout + filled.stderr
     assert "11 file(s) recorded as in sync; nothing was copied" in filled.stdout
-    rows = _json(run_cli("files", "list", "adopt_s3", "--format", "json"))
+    rows = cli_json(run_cli("files", "list", "adopt_s3", "--format", "json"))
     assert {r["path"] for r in rows} == set(paths) - {differs, missing}  # type: ignore[union-attr]
     assert all(r["etag"] for r in rows)  # type: ignore[union-attr]
 
     assert _plan(run_cli, spec)["copy"] == {differs, missing}
     done = run_cli("run", spec)
     assert done.returncode == 0, done.stderr
-    assert _last_tasks(run_cli, "adopt_s3")[1] == {f"copy:{differs}", f"copy:{missing}"}
+    assert last_tasks(run_cli, "adopt_s3")[1] == {f"copy:{differs}", f"copy:{missing}"}
     assert tree(dst) == _sha(objects)
 
 
@@ -169,7 +157,7 @@ def test_s3_to_sftp(
     del objects[gone]
     again = run_cli("run", spec)
     assert again.returncode == 0, again.stderr
-    assert _last_tasks(run_cli, "s3_sftp")[0] == 1
+    assert last_tasks(run_cli, "s3_sftp")[0] == 1
     assert tree(sftp_server.root / "dst") == _sha(objects)
     assert run_cli("check", spec).returncode == 0
     assert run_cli("plan", spec, "--detailed-exitcode").returncode == 0
