@@ -7,10 +7,12 @@ staging column it fills; anything else (json into jsonb, an enum, a domain, a ca
 Arrow path. Rows are neither sanitized nor screened here: callers pipe only chunks without
 sanitize rules and with ``on_error: stop``, where the target refusing a row stops the chunk.
 
-Measured on the 1M-row ``events`` table (2-core machine, load average ~3): 250,000 rows piped in
-0.90 s against ~2.0 s through ADBC -> Arrow -> ADBC. The source sends one CopyData message per
-row, so messages are joined into 1 MB writes. psycopg's queued writer (sending on a thread of
-its own) measured no faster, and queues up to 128 MB per chunk when the target lags.
+Measured on the 1M-row ``events`` table (2-core machine, nothing else running): one 1M-row
+chunk piped in 2.83-2.95 s, against 2.62 s for ``psql | psql`` and ~3.5 s through ADBC -> Arrow
+-> ADBC. The source sends one CopyData message per row, so messages are joined into 1 MB
+writes. psycopg's queued writer (sending on a thread of its own) and a reader thread beside the
+writer measured no faster, and the queued writer holds up to 128 MB per chunk when the target
+lags.
 """
 
 from __future__ import annotations
