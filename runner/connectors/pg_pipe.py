@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runner.connectors.base import WriteResult, map_driver_errors
+from runner.connectors.base import Statement, WriteResult, map_driver_errors
 
 FIRST_USER_OID = 16384
 """PostgreSQL's FirstNormalObjectId: below it, types are built in and keep their OID (and their
@@ -59,7 +59,7 @@ def pipe(
     select: str,
     table: str,
     columns: Sequence[str],
-    before: Sequence[tuple[str, Sequence[Any] | None]],
+    before: Sequence[Statement],
     check_cancel: Callable[[], None],
     progress: Callable[[int, int], None],
 ) -> WriteResult | None:
@@ -79,7 +79,8 @@ def pipe(
     with map_driver_errors(f"writing {table}"):
         try:
             with target.cursor() as out_cur:
-                for sql, params in before:
+                for statement in before:
+                    sql, params = (statement, None) if isinstance(statement, str) else statement
                     out_cur.execute(sql, params)
                 copy_in = f"COPY {table} ({quoted}) FROM STDIN (FORMAT binary)"
                 with out_cur.copy(copy_in) as sink:

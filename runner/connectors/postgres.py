@@ -108,7 +108,7 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
         select: str,
         table: str,
         columns: list[str],
-        before: list[tuple[str, Any]],
+        before: list[Statement],
         check_cancel: Callable[[], None],
         progress: Callable[[int, int], None],
     ) -> WriteResult | None:

@@ -64,7 +64,7 @@ def chunk(task: Task, ctx: RunContext) -> TaskResult:
     params = _bound_params(task, ctx)
     delete = (p["delete"], params) if params else p["delete"]
     if not p.get("sanitize") and p.get("on_error") != "reject":
-        piped = _piped(task, ctx, schema, (p["delete"], params or None))
+        piped = _piped(task, ctx, schema, delete)
         if piped is not None:
             return piped
     batches = source_batches(task, ctx)
@@ -84,9 +84,7 @@ def chunk(task: Task, ctx: RunContext) -> TaskResult:
     return TaskResult(rows=written.rows, bytes=written.bytes)
 
 
-def _piped(
-    task: Task, ctx: RunContext, schema: pa.Schema, delete: tuple[str, Any]
-) -> TaskResult | None:
+def _piped(task: Task, ctx: RunContext, schema: pa.Schema, delete: Any) -> TaskResult | None:
     """The chunk moved by the target's own bulk path from a source of its kind, undecoded
     (PostgreSQL to PostgreSQL: binary COPY bytes), when the target has one and the column
     types allow it; else None, and the chunk goes through Arrow."""
