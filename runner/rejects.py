@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from runner._lazy import pc
 
 DEFAULT_DIR = ".etlrun/rejects"
 _APPEND = threading.Lock()

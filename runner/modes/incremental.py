@@ -153,6 +153,29 @@ def source_max(ctx: TableContext, columns: list[str]) -> list[Any] | None:
     return [plain(v) for v in rows[0]]
 
 
+def _count_and_max(
+    ctx: TableContext, column: str, lower: list[Any] | None
+) -> tuple[int, list[Any] | None]:
+    """One scan for a one-column cursor: the rows of the window (``cursor >= lower``, or every
+    row on a first run, NULL cursors included) and the largest cursor value among them. Every
+    non-NULL cursor is at most that largest value, so these are the rows of ``window(lower,
+    upper)`` as :func:`source_max` and a count would have found them in two scans."""
+    c = exp.column(column, quoted=True)
+    null = exp.Is(this=c.copy(), expression=exp.Null())
+    conditions: list[exp.Expression] = []
+    if lower is not None:
+        conditions.append(exp.or_(_lexicographic([column], lower, ">="), null))
+    if ctx.where is not None:
+        conditions.append(exp.paren(ctx.where.copy()))
+    query = exp.select(exp.Count(this=exp.Star()), exp.Max(this=c.copy())).from_(
+        table_expr(ctx.source_name)
+    )
+    if conditions:
+        query = query.where(exp.and_(*(exp.paren(x) for x in conditions)))
+    rows, largest = ctx.source.rows(query.sql(dialect=ctx.source_dialect, identify=True))[0]
+    return int(rows or 0), None if largest is None else [plain(largest)]
+
+
 def _typed(value: Any, arrow_type: str) -> Any:
     """A watermark value as something that compares in the column's order."""
     if value is None or isinstance(value, int):
@@ -234,18 +257,19 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
     start = saved[0] if saved else None
     if start is not None and not isinstance(start, list):
         start = [start]
-    upper = source_max(ctx, columns)
     lower = None
     if start is not None:
         try:
             lower = [lookback_from(start[0], types[0], spec.lookback), *start[1:]]
         except ValueError as exc:
             raise ctx.issue(str(exc)) from None
+    counted = _count_and_max(ctx, columns[0], lower) if len(columns) == 1 else None
+    upper = source_max(ctx, columns) if counted is None else counted[1]
     condition = window(columns, lower, upper)
     where = ctx.where
     if condition is not None:
         where = condition if where is None else exp.and_(exp.paren(where.copy()), condition)
-    rows = ctx.catalog.count(ctx.source_name, where)
+    rows = ctx.catalog.count(ctx.source_name, where) if counted is None else counted[0]
     bounds: list[Any] = []
     key_sanitized = ctx.sanitize is not None and ctx.sanitize.key_sanitized
     if ctx.key and not key_sanitized:  # chunked by key range as copy does (see the compiler)

@@ -37,9 +37,22 @@ from typing import Any
 import pyarrow as pa
 
 from runner.errors import TaskError
-from runner.sanitize import rules as r
 from runner.sanitize._key import KEY_ENV, key_for, key_id, register_key  # noqa: F401 - public
 from runner.sanitize._redact import activate, deactivate, is_active, redact_error  # noqa: F401
+
+
+class _Rules:
+    """:mod:`runner.sanitize.rules`, imported on first use: it loads pyarrow.compute and the
+    keyed-token machinery (~30 ms), which a job without sanitize rules never needs, while this
+    package is imported by every command (error redaction lives here)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from runner.sanitize import rules
+
+        return getattr(rules, name)
+
+
+r = _Rules()
 
 KEYED = ("hash", "email", "fake", "shift_date")
 """Rules that need ``sanitize.key``."""

@@ -1,4 +1,8 @@
-"""The base class every spec model shares: unknown keys refused, attribute docstrings kept."""
+"""The base class every spec model shares: unknown keys refused.
+
+Attribute docstrings are the schema's descriptions, but pydantic reading them (the source of
+every model class, parsed at import) cost ~30 ms of every command's start: ``etlrun schema``
+reads them itself instead (runner/spec/schema.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,6 @@ from pydantic import BaseModel, ConfigDict
 
 
 class SpecModel(BaseModel):
-    """Frozen, ``extra="forbid"``, and attribute docstrings as schema descriptions."""
+    """Frozen, ``extra="forbid"``."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)

@@ -23,7 +23,7 @@ class FileSpec(BaseModel):
     """One entry of ``files:``: which files under the source move, and how a change is seen;
     a bare glob is shorthand for ``{include: [glob]}``."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     include: Annotated[list[str], Field(min_length=1)] = ["*"]
     """Globs of the files to move (default: every file). A glob without '/' matches the file's
