@@ -133,6 +133,45 @@ class HashSide:
         return [b for b in inner if b != lo and b != hi]
 
 
+def summable(key_type: str | None) -> bool:
+    """Whether row hashes of this key type can be summed by key range in Arrow as the database
+    sums them (:func:`bucket_sums`): integers, and text compared in code point order."""
+    return key_type is not None and (
+        key_type.startswith(("int", "uint")) or key_type in ("string", "large_string")
+    )
+
+
+def bucket_sums(hashes: pa.Table, bounds: Sequence[Any]) -> list[Sums]:
+    """The checksum of each range ``(b[i-1], b[i]]`` of row hashes (``etlrun_k, etlrun_h1,
+    etlrun_h2``), exactly as ``bucket_sql`` sums them: the count, and the sums of both parts as
+    unbounded integers. NULL keys fall in the first range, as there."""
+    keys = hashes["etlrun_k"]
+    bucket = pa.array([0] * hashes.num_rows, pa.int64()) if not bounds else None
+    for bound in bounds:  # a row's range: how many bounds its key is above (text: UTF-8 bytes,
+        # which order as code points, as binary_order has the database compare them)
+        above = pc.cast(pc.fill_null(pc.greater(keys, pa.scalar(bound, keys.type)), False),
+                        pa.int64())  # fmt: skip
+        bucket = above if bucket is None else pc.add(bucket, above)
+    columns = {"b": bucket}
+    for c in ("etlrun_h1", "etlrun_h2"):  # 32-bit halves: int64 sums of them cannot overflow
+        columns[c + "_hi"] = pc.shift_right(hashes[c], 32)
+        columns[c + "_lo"] = pc.bit_wise_and(hashes[c], pa.scalar(0xFFFFFFFF, pa.int64()))
+    summed = (
+        pa.table(columns)
+        .group_by("b")
+        .aggregate([("b", "count"), *((c, "sum") for c in columns if c != "b")])
+    )
+    found = {
+        r["b"]: (
+            r["b_count"],
+            (r["etlrun_h1_hi_sum"] << 32) + r["etlrun_h1_lo_sum"],
+            (r["etlrun_h2_hi_sum"] << 32) + r["etlrun_h2_lo_sum"],
+        )
+        for r in summed.to_pylist()
+    }
+    return [found.get(i, EMPTY) for i in range(len(bounds) + 1)]
+
+
 def json_normalize(columns: Sequence[Any]) -> frozenset[str]:
     """json columns both sides hash as jsonb: those that are json on one side and jsonb on the
     other (jsonb keeps no text: json's text must be normalized to compare).
@@ -184,10 +223,26 @@ class Differ:
         return a.result(), b.result()
 
     def row_diff(self, lo: Any, hi: Any, s: Sums, t: Sums) -> Leaf:
+        return self._row_diff(lo, hi, s, t)[0]
+
+    def row_diff_summed(
+        self, lo: Any, hi: Any, bounds: Sequence[Any], t: Sums
+    ) -> tuple[Leaf, list[Sums]]:
+        """:meth:`row_diff` of ``(lo, hi]`` without the source's checksum, and the source's
+        checksum of each range ``(lo, b1], ..., (bn, hi]``, summed from the row hashes read
+        (equal to what :meth:`HashSide.buckets` computes in the database). Integer and text
+        keys only (:func:`summable`)."""
+        leaf, source = self._row_diff(lo, hi, (-1, 0, 0), t)
+        sums = bucket_sums(source, bounds)
+        leaf.source_rows = sum(x[0] for x in sums)
+        return leaf, sums
+
+    def _row_diff(self, lo: Any, hi: Any, s: Sums, t: Sums) -> tuple[Leaf, pa.Table]:
         rows = max(s[0], t[0])  # a stored checksum may say -1: unknown
         a = self.pool.submit(self.source.row_hashes, lo, hi, rows)
         b = self.pool.submit(self.target.row_hashes, lo, hi, rows)
-        joined = a.result().join(
+        source = a.result()
+        joined = source.join(
             b.result(), keys="etlrun_k", join_type="full outer", left_suffix="_s",
             right_suffix="_t",
         )  # fmt: skip
@@ -210,7 +265,7 @@ class Differ:
             (leaf.inserts if b1 is None else leaf.deletes if a1 is None else leaf.updates).append(k)
         if self.on_leaf is not None:
             self.on_leaf(leaf)
-        return leaf
+        return leaf, source
 
     def diff(self, lo: Any, hi: Any, s: Sums, t: Sums, top: bool = True) -> list[Leaf]:
         """Every leaf of ``(lo, hi]`` that differs, given the range's checksums on both sides.

@@ -153,16 +153,13 @@ class SourceTokens:
             return None
         return since
 
-    def detect(
-        self,
-        ranges: list[tuple[Any, Any]],
-        known: list[Sums],
-        stored: list[Token | None],
-    ) -> Detected:
-        """Each stored chunk's source checksum: the stored one where the token says unchanged,
-        else computed (runs of adjacent chunks in one statement each, tokens read alongside)."""
+    def unchanged(
+        self, ranges: list[tuple[Any, Any]], known: list[Sums], stored: list[Token | None]
+    ) -> tuple[int, list[bool], list[Token | None]]:
+        """The 64-bit snapshot xmin read before anything else (the tokens stored after the run
+        hold from there), which chunks the stored tokens show unchanged, and their tokens."""
         bounds = [hi for _, hi in ranges[:-1]]
-        xmin = self.snapshot_xmin()  # before any read below: the stored tokens hold from here
+        xmin = self.snapshot_xmin()
         since = self.usable_since(stored, xmin)
         same = [False] * len(ranges)
         tokens: list[Token | None] = [None] * len(ranges)
@@ -174,21 +171,45 @@ class SourceTokens:
                 if token is not None and (rows, self.token(total)) == (known[i][0], token[0]):
                     same[i] = recent == 0
                     tokens[i] = (token[0], xmin) if same[i] else None
+        return xmin, same, tokens
+
+    def detect(
+        self,
+        ranges: list[tuple[Any, Any]],
+        known: list[Sums],
+        stored: list[Token | None],
+    ) -> Detected:
+        """Each stored chunk's source checksum: the stored one where the token says unchanged,
+        else computed (runs of adjacent chunks in one statement each, tokens read alongside)."""
+        xmin, same, tokens = self.unchanged(ranges, known, stored)
         sums = list(known)
-        i = 0
-        while i < len(ranges):
-            if same[i]:
-                i += 1
-                continue
-            j = i
-            while j + 1 < len(ranges) and not same[j + 1]:
-                j += 1
-            inner = [hi for _, hi in ranges[i:j]]
-            part, totals = self.side.buckets_with(ranges[i][0], ranges[j][1], inner,
-                                                  self.row_token)  # fmt: skip
-            for k, (s, total) in enumerate(zip(part, totals, strict=True)):
-                sums[i + k] = s
-                # equal to the stored checksum, which the target has: a token for it
-                tokens[i + k] = (self.token(total), xmin) if s == known[i + k] else None
-            i = j + 1
+        for i, (s, total) in hash_runs(
+            self.side, ranges, [i for i, x in enumerate(same) if not x], self.row_token
+        ).items():
+            sums[i] = s
+            # equal to the stored checksum, which the target has: a token for it
+            tokens[i] = (self.token(total), xmin) if s == known[i] else None
         return Detected(sums, tokens, len(ranges) - sum(same))
+
+
+def hash_runs(
+    side: HashSide, ranges: list[tuple[Any, Any]], chunks: list[int], extra: str | None = None
+) -> dict[int, tuple[Sums, int]]:
+    """The content checksum of each of ``chunks`` (indexes into ``ranges``), runs of adjacent
+    chunks in one statement each, with the sum of the SQL expression ``extra`` (0 without)."""
+    found: dict[int, tuple[Sums, int]] = {}
+    todo = sorted(chunks)
+    k = 0
+    while k < len(todo):
+        i = j = todo[k]
+        while k + 1 < len(todo) and todo[k + 1] == j + 1:
+            k, j = k + 1, j + 1
+        inner = [hi for _, hi in ranges[i:j]]
+        if extra is None:
+            part, totals = side.buckets(ranges[i][0], ranges[j][1], inner), [0] * (j - i + 1)
+        else:
+            part, totals = side.buckets_with(ranges[i][0], ranges[j][1], inner, extra)
+        for n, (s, total) in enumerate(zip(part, totals, strict=True)):
+            found[i + n] = (s, total)
+        k += 1
+    return found

@@ -84,6 +84,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     return state_dir
 
 
+@pytest.fixture(autouse=True)
+def redaction_off() -> Iterator[None]:
+    """A plan with sanitize rules turns error redaction on for the whole process (as it must in
+    a run); tests share one process, so it is turned off again after each."""
+    yield
+    from runner import sanitize
+
+    sanitize.deactivate()
+
+
 def run_cli(
     *args: str | os.PathLike[str],
     cwd: str | os.PathLike[str] | None = None,

@@ -55,31 +55,32 @@ Stopping
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.metadata
-import importlib.util
 import itertools
 import os
-import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
 
 from runner.connectors.base import Connector
-from runner.errors import ConnectError, TransientError, UsageError
+from runner.errors import ConnectError, TransientError
+from runner.execute._executor_choice import (  # noqa: F401 - importable from here as before
+    DEFAULT_PROCESSES,
+    EXECUTOR_ENV,
+    INSTALL_HINT,
+    KNOWN,
+    ExecutorChoice,
+    _require_distributed,
+    choose_executor,
+    parse_executor,
+)
 from runner.execute.context import Cancelled, RunContext, TaskResult
 from runner.execute.run import run_task
 from runner.execute.threads import ThreadExecutor
 from runner.plan.plan import Task
 
-INSTALL_HINT = 'pip install "etlrun[dask]"'
-DEFAULT_PROCESSES = 2
-"""Worker-side variables that hold the source / target password (rule 1 above)."""
-EXECUTOR_ENV = "ETLRUN_EXECUTOR"
-KNOWN = "threads, dask-local[:N] or dask://HOST:PORT"
 CONNECT_TIMEOUT = 15  # seconds to reach a dask:// scheduler
 
 WARM_START_ENV = "ETLRUN_DASK_WARM_START"
@@ -87,9 +88,6 @@ WARM_START_ENV = "ETLRUN_DASK_WARM_START"
 DRIVER_MODES = frozenset({"purge"})
 """Modes whose chunks stay on driver threads: a purge chunk writes its audit rows to the state
 store, which only the driver holds, and deletes in small batches that gain nothing from workers."""
-
-_LOCAL = re.compile(r"dask-local(?::(\d+))?")
-_REMOTE = re.compile(r"dask://([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})/?")
 
 
 from runner.execute._dask_start import (  # noqa: E402 - after the module's constants
@@ -110,74 +108,7 @@ from runner.execute._endpoints import (  # noqa: E402 - after the module's const
 )
 
 
-# --- choosing an executor ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ExecutorChoice:
-    kind: str
-    """``threads``, ``dask-local`` or ``dask``."""
-    processes: int = 0
-    """Worker processes of a ``dask-local`` cluster."""
-    address: str = ""
-    """The scheduler of a ``dask`` cluster, as Dask writes it (``tcp://HOST:PORT``)."""
-
-
-def parse_executor(text: str) -> ExecutorChoice:
-    """Read an executor name; ValueError (with the known forms) when it is none of them.
-
-    Example:
-        >>> parse_executor("dask-local:3")
-        ExecutorChoice(kind='dask-local', processes=3, address='')
-        >>> parse_executor("dask://10.0.0.5:8786").address
-        'tcp://10.0.0.5:8786'
-    """
-    value = text.strip()
-    if value == "threads":
-        return ExecutorChoice("threads")
-    if local := _LOCAL.fullmatch(value):
-        processes = int(local.group(1) or DEFAULT_PROCESSES)
-        if not 1 <= processes <= 256:
-            raise ValueError(f"'{text}': dask-local takes 1 to 256 worker processes")
-        return ExecutorChoice("dask-local", processes=processes)
-    if remote := _REMOTE.fullmatch(value):
-        host, port = remote.groups()
-        if not 0 < int(port) < 65536:
-            raise ValueError(f"'{text}': {port} is not a TCP port")
-        return ExecutorChoice("dask", address=f"tcp://{host}:{port}")
-    raise ValueError(f"unknown executor '{text}' (use {KNOWN})")
-
-
-def choose_executor(
-    cli: str | None, spec: str | None, env: Mapping[str, str] = os.environ
-) -> ExecutorChoice:
-    """The executor of a run: ``--executor``, else ``ETLRUN_EXECUTOR``, else the spec's, else
-    threads. A bad name, or a Dask one without ``distributed`` installed, is a UsageError (exit 2,
-    before anything is opened)."""
-    for value, origin in ((cli, "--executor"), (env.get(EXECUTOR_ENV), EXECUTOR_ENV)):
-        if value:
-            try:
-                choice = parse_executor(value)
-            except ValueError as exc:
-                raise UsageError(f"{origin}: {exc}") from None
-            break
-    else:
-        choice = parse_executor(spec or "threads")  # the spec's was checked when it was loaded
-    if choice.kind != "threads":
-        _require_distributed()  # found, not imported: a local cluster imports it while starting
-    return choice
-
-
-def _require_distributed() -> None:
-    try:
-        found = importlib.util.find_spec("distributed") is not None
-    except (ImportError, ValueError):  # ValueError: sys.modules holds None for it
-        found = False
-    if not found:
-        raise UsageError(f"the Dask executors need the 'distributed' package: {INSTALL_HINT}")
-
-
 # --- the executor --------------------------------------------------------------------------------
-
-
 class DaskExecutor:
     """Chunks on a Dask cluster, everything else on driver threads; see the module doc.
 

@@ -7,6 +7,8 @@ connection per thread, host keys checked strictly, POSIX rename, pipelined write
 ``sharepoint://`` (msgraphfs, an optional extra) and any other fsspec URL go through fsspec.
 Object stores have no rename: there a file is written under its final name in one upload,
 which readers see whole or not at all.
+
+How each kind of store lists a folder is :mod:`runner.files._walk`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import IO, Any
 from runner.connectors import scheme_of
 from runner.connectors.fs import TEMP_PREFIX, FsConnector
 from runner.errors import ConnectError
+from runner.files._walk import walk_fsspec, walk_local, walk_sftp
 from runner.files.listing import (  # noqa: F401 - Stat, Listing, CHUNK are used from here too
     CHUNK,
     Listing,
@@ -121,84 +124,16 @@ class FileStore:
         """Every file under ``folder`` (relative to it); an absent folder lists as empty."""
         listing = Listing()
         if self.kind == "file":
-            self._walk_local(self.full(folder), "", recursive, listing)
+            walk_local(self.full(folder), "", recursive, listing)
         elif self.kind == "sftp":
-            self._walk_sftp(self.full(folder), "", recursive, listing)
+            walk_sftp(self.fs.ftp, self.full(folder), "", recursive, listing)
         else:
-            self._walk_fsspec(self.full(folder), recursive, listing)
+            walk_fsspec(self.fs, self.full(folder), recursive, listing, self._s3)
         return listing
-
-    @staticmethod
-    def _add(
-        listing: Listing,
-        relative: str,
-        name: str,
-        size: int,
-        mtime: float | int,
-        etag: str | None = None,
-    ) -> None:
-        """``mtime``: seconds as a float, or nanoseconds as an int (local files)."""
-        if name.startswith(TEMP_PREFIX):
-            listing.temps.append(relative)
-        elif isinstance(mtime, int):
-            listing.files[relative] = Stat(size, mtime / 1e9, mtime)
-        else:
-            listing.files[relative] = Stat(size, mtime, etag=etag)
 
     @property
     def _s3(self) -> bool:
         return bool({"s3", "s3a"} & set(_protocols(self.fs)))
-
-    def _walk_local(self, path: str, prefix: str, recursive: bool, listing: Listing) -> None:
-        try:
-            entries = list(os.scandir(path))
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        for entry in entries:
-            relative = f"{prefix}{entry.name}"
-            if entry.is_dir(follow_symlinks=False):  # a linked folder could loop: not followed
-                if recursive:
-                    self._walk_local(entry.path, f"{relative}/", recursive, listing)
-            elif entry.is_file():
-                st = entry.stat()
-                self._add(listing, relative, entry.name, st.st_size, st.st_mtime_ns)
-
-    def _walk_sftp(self, path: str, prefix: str, recursive: bool, listing: Listing) -> None:
-        ftp = self.fs.ftp
-        try:
-            entries = ftp.listdir_attr(path)
-        except FileNotFoundError:
-            return
-        for attr in entries:
-            relative = f"{prefix}{attr.filename}"
-            full = posixpath.join(path, attr.filename)
-            mode = attr.st_mode or 0
-            if stat_mode.S_ISLNK(mode):
-                with contextlib.suppress(OSError):
-                    attr = ftp.stat(full)  # a link to a file is that file; to a folder: skipped
-                    mode = attr.st_mode or 0
-                    if stat_mode.S_ISDIR(mode):
-                        continue
-            if stat_mode.S_ISDIR(mode):
-                if recursive:
-                    self._walk_sftp(full, f"{relative}/", recursive, listing)
-            elif stat_mode.S_ISREG(mode):
-                size, mtime = attr.st_size or 0, float(attr.st_mtime or 0)
-                self._add(listing, relative, attr.filename, size, mtime)
-
-    def _walk_fsspec(self, path: str, recursive: bool, listing: Listing) -> None:
-        try:
-            found = self.fs.find(path, maxdepth=None if recursive else 1, detail=True)
-        except FileNotFoundError:
-            return
-        whole = self._s3
-        for name, info in found.items():
-            if info.get("type") == "directory" or name.endswith("/"):
-                continue  # a folder, or an S3 folder marker (a key ending in '/')
-            relative = name.strip("/")[len(path.strip("/")) :].lstrip("/")
-            size = int(info.get("size") or 0)
-            mtime = mtime_of(info, whole)
-            self._add(listing, relative, posixpath.basename(relative), size, mtime, etag_of(info))
 
     def stat(self, relative: str) -> Stat | None:
         path = self.full(relative)

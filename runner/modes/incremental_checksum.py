@@ -43,12 +43,13 @@ from loguru import logger
 from runner.execute.context import RunContext, TaskResult
 from runner.modes import copy as copy_mode
 from runner.modes._apply_keys import apply_leaves as _apply
+from runner.modes._checksum_detect import source_sums
 from runner.modes.sync import report_where
 from runner.plan.catalog import quote_table
 from runner.plan.compiler import TableContext
 from runner.plan.plan import TablePlan, Task
 from runner.plan.segments import flavor_for, hashed_columns
-from runner.segdiff import DENSE, Differ, HashSide, Leaf, Sums, json_normalize
+from runner.segdiff import DENSE, Differ, HashSide, Leaf, Sums, json_normalize, summable
 from runner.tokens import SourceTokens, Token
 
 PASS_THROUGH = (None, "keep", "allow")
@@ -296,32 +297,33 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
     signature, stored = store.get_chunk_checksums(p["job"], p["target"])
     with ThreadPoolExecutor(2) as pool:
         differ = Differ(src, tgt, pool)
+        stored_sums: list[Sums] | None = None  # the source's sums as stored, where they differ
+        sums: list[Sums | None]
         if stored and signature == p["signature"]:
-            bounds = [c[1] for c in stored[:-1]]
             ranges = [(c[0], c[1]) for c in stored]
             known: list[Sums] = [tuple(c[2:5]) for c in stored]  # type: ignore[misc]
             started = time.monotonic()
-            if tokens is not None:  # only the chunks whose rows were written are hashed
-                held = [None if c[5] is None else (c[5], c[6]) for c in stored]
-                detected = tokens.detect(ranges, known, held)
-                source_sums, found, hashed = detected.sums, detected.tokens, detected.hashed
-            else:  # the only full scan: the source
-                source_sums = detect.buckets(None, None, bounds)
-                found, hashed = [None] * len(ranges), len(ranges)
-            logger.debug("{}: source checksums of {} chunk(s) in {:.2f}s", p["target"], hashed,
-                         time.monotonic() - started)  # fmt: skip
-            to_store = source_sums
+            held = [None if c[5] is None else (c[5], c[6]) for c in stored]
+            probe = detect is src and summable(p["key_type"])
+            detected = source_sums(detect, tokens, ranges, known, held, pool, probe)
+            sums, found, hashed = detected.sums, detected.tokens, detected.hashed
+            scattered = " (scattered: the rest by row diff)" if detected.scattered else ""
+            logger.debug("{}: source checksums of {} chunk(s) in {:.2f}s{}", p["target"], hashed,
+                         time.monotonic() - started, scattered)  # fmt: skip
+            differ.scattered = detected.scattered
         else:  # no usable state: every chunk against the target itself
             rows = max(_target_rows(p, ctx), src.catalog.count(p["source"], src.where))
-            ranges, source_sums, known, to_store, found = _against_target(
+            ranges, sums, known, stored_sums, found = _against_target(  # type: ignore[assignment]
                 src, tgt, detect, rows, p["chunk_rows"], pool, tokens if detect is src else None
             )
             hashed = len(ranges)
         totals = {"inserted": 0, "updated": 0, "deleted": 0}
-        differs = [a != b for a, b in zip(source_sums, known, strict=True)]
+        differs = [a is None or a != b for a, b in zip(sums, known, strict=True)]
         pending: list[Leaf] = []
         # most chunks changed: the changes are everywhere, bisecting them narrows nothing
-        differ.scattered = len(ranges) > 2 and sum(differs) > DENSE * len(ranges)
+        differ.scattered = differ.scattered or (
+            len(ranges) > 2 and sum(differs) > DENSE * len(ranges)
+        )
         i = 0
         while i < len(ranges):
             ctx.check_cancel()
@@ -333,11 +335,19 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
                 j = i
                 while j + 1 < len(ranges) and differs[j + 1] and j - i < SPAN_CHUNKS:
                     j += 1
-                s, t = _total(source_sums[i : j + 1]), _total(known[i : j + 1])
-                leaves = [differ.row_diff(ranges[i][0], ranges[j][1], s, t)]
+                t = _total(known[i : j + 1])
+                if any(s is None for s in sums[i : j + 1]):  # not hashed: the row diff sums them
+                    inner = [hi for _, hi in ranges[i:j]]
+                    leaf, sums[i : j + 1] = differ.row_diff_summed(
+                        ranges[i][0], ranges[j][1], inner, t
+                    )
+                else:
+                    leaf = differ.row_diff(ranges[i][0], ranges[j][1],
+                                           _total(sums[i : j + 1]), t)  # fmt: skip
+                leaves = [leaf] if leaf.changed else []
             else:
                 j = i
-                leaves = differ.diff(*ranges[i], source_sums[i], known[i])
+                leaves = differ.diff(*ranges[i], sums[i], known[i])
             logger.debug("{} ({}, {}]: compared in {:.2f}s", p["target"], ranges[i][0],
                          ranges[j][1], time.monotonic() - started)  # fmt: skip
             i = j + 1
@@ -351,13 +361,14 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
                 pending = []
         if pending:
             _apply(task, ctx, pending)
+        to_store = sums if stored_sums is None else stored_sums
         new_chunks: list[tuple] = []
         for (lo, hi), s, token in zip(ranges, to_store, found, strict=True):
             if s[0] > 2 * p["chunk_rows"]:  # grown by inserts: split it (the target = source now)
                 new_chunks += _chunked(detect, lo, hi, s[0], p["chunk_rows"])
             else:  # a token only where the chunk was found equal (see runner/tokens.py)
                 new_chunks.append((lo, hi, *s, *(token or (None, None))))
-        changed_chunks = sum(differs)
+        changed_chunks = sum(a != b for a, b in zip(sums, known, strict=True))
     # after every target commit: the target now holds what the source held when hashed
     _crash_point(f"{task.id}:applied")
     store.set_chunk_checksums(p["job"], p["target"], p["signature"], new_chunks, ctx.run_id)

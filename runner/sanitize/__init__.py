@@ -15,23 +15,20 @@ The pieces, in the order data meets them:
 - :mod:`runner.sanitize.rules`: the vectorised functions themselves; the keyed tokens (HMAC per
   distinct value, the digest cache) are in :mod:`runner.sanitize.keyed`.
 
-The key never travels: the spec's ``sanitize.key`` is registered here when the job is
-validated (:func:`register_key`), tasks carry only its id (a keyed fingerprint), and a worker
-looks the key up by that id, in this process or from ``ETLRUN_SANITIZE_KEY`` on a Dask worker.
+The key never travels (:mod:`runner.sanitize._key`): the spec's ``sanitize.key`` is registered
+when the job is validated (:func:`register_key`), tasks carry only its id (a keyed fingerprint),
+and a worker looks the key up by that id, in this process or from ``ETLRUN_SANITIZE_KEY`` on a
+Dask worker.
 
-Once a job with rules is planned (or a chunk applies rules), :func:`redact_error` takes values
-out of driver error messages (a PostgreSQL ``DETAIL: Key (ssn)=(...)``, MariaDB's
-``Duplicate entry '...'``, Arrow's ``Failed to parse string: '...'``), which is how a raw value
-could otherwise reach a log or the state store.
+Once a job with rules is planned (or a chunk applies rules), :func:`redact_error`
+(:mod:`runner.sanitize._redact`) takes values out of driver error messages (a PostgreSQL
+``DETAIL: Key (ssn)=(...)``, MariaDB's ``Duplicate entry '...'``, Arrow's ``Failed to parse
+string: '...'``), which is how a raw value could otherwise reach a log or the state store.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hmac
-import os
-import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,9 +38,9 @@ import pyarrow as pa
 
 from runner.errors import TaskError
 from runner.sanitize import rules as r
+from runner.sanitize._key import KEY_ENV, key_for, key_id, register_key  # noqa: F401 - public
+from runner.sanitize._redact import activate, deactivate, is_active, redact_error  # noqa: F401
 
-KEY_ENV = "ETLRUN_SANITIZE_KEY"
-"""Where a worker in another process (Dask) finds the key: the spec's ``sanitize.key`` value."""
 KEYED = ("hash", "email", "fake", "shift_date")
 """Rules that need ``sanitize.key``."""
 INSTALL_FAKER = 'pip install "etlrun[sanitize]"'
@@ -155,96 +152,6 @@ RULES: dict[str, Rule] = {
 }  # fmt: skip
 """Every rule by name. The options' shapes are :class:`runner.spec.models.SanitizeRule`'s."""
 assert set(RULES) >= set(KEYED) and all(RULES[k].keyed for k in KEYED)
-
-
-# --- the key -------------------------------------------------------------------------------------
-_keys: dict[str, bytes] = {}
-_keys_lock = threading.Lock()
-
-
-def key_id(secret: str | bytes) -> str:
-    """A fingerprint of the key that says nothing about it: ``HMAC(key, "etlrun key id")``.
-
-    Tasks, plans and state carry this id, never the key; a changed key changes the id, so a
-    run planned with one key cannot be finished with another.
-    """
-    raw = secret.encode() if isinstance(secret, str) else secret
-    return hmac.digest(raw, b"etlrun/sanitize/key-id", "sha256").hex()[:16]
-
-
-def register_key(secret: str) -> str:
-    """Remember the key of a job loaded in this process; returns its id."""
-    identifier = key_id(secret)
-    with _keys_lock:
-        _keys[identifier] = secret.encode()
-    return identifier
-
-
-def key_for(identifier: str) -> bytes:
-    """The key whose id is ``identifier``: registered here, or in ``ETLRUN_SANITIZE_KEY``."""
-    with _keys_lock:
-        found = _keys.get(identifier)
-    if found is not None:
-        return found
-    from_env = os.environ.get(KEY_ENV)
-    if from_env and key_id(from_env) == identifier:
-        return from_env.encode()
-    where = f"; {KEY_ENV} holds a different key" if from_env else ""
-    raise TaskError(
-        f"the sanitize key this run was planned with is not known here{where}: on a worker "
-        f"in another process set {KEY_ENV} to the spec's sanitize.key; if the key was changed, "
-        "re-run with --fresh"
-    )
-
-
-# --- redaction of error text ---------------------------------------------------------------------
-_active = threading.Event()
-_DETAIL = re.compile(r"\s*(?:DETAIL:|Key \(|Failing row contains|CONTEXT:).*", re.DOTALL)
-_LITERALS = (
-    # PostgreSQL quotes a bad value after a colon: invalid input syntax for type integer: "x"
-    (re.compile(r':(\s*)"(?:[^"\\]|\\.)*"'), r':\1"…"'),
-    # MariaDB, SQLite and Arrow quote values (and some names) in single quotes or backticks
-    (re.compile(r"'(?:[^'\\]|\\.|'')*'"), "'…'"),
-    (re.compile(r"`[^`]*`"), "`…`"),
-    # Arrow: "Integer value 300 not in range", "Float value 1.5 was truncated"
-    (re.compile(r"\b([Vv]alue) [-+]?\d[\w.+-]*"), r"\1 …"),
-)
-
-
-def activate() -> None:
-    """From now on, this process's driver error messages are redacted (see :func:`redact_error`)."""
-    _active.set()
-
-
-def deactivate() -> None:
-    """Undo :func:`activate` (for tests)."""
-    _active.clear()
-
-
-def is_active() -> bool:
-    return _active.is_set()
-
-
-def redact_error(text: str) -> str:
-    """``text`` without the values a database or Arrow quotes in an error, once sanitizing is on.
-
-    Drops PostgreSQL's DETAIL / CONTEXT (``Key (ssn)=(...)``, ``Failing row contains (...)``)
-    and replaces quoted literals by ``'…'``; PostgreSQL's double-quoted names stay.
-
-    Example:
-        >>> activate()
-        >>> redact_error("Duplicate entry '123-45-6789' for key 'PRIMARY'")
-        "Duplicate entry '…' for key '…'"
-        >>> redact_error('duplicate key value violates unique constraint "t_pkey" DETAIL:  Key (ssn)=(1)')
-        'duplicate key value violates unique constraint "t_pkey"'
-        >>> deactivate()
-    """  # noqa: E501
-    if not _active.is_set() or not text:
-        return text
-    text = _DETAIL.sub("", text)
-    for pattern, replacement in _LITERALS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 # --- Faker ---------------------------------------------------------------------------------------

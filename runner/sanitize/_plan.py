@@ -9,33 +9,49 @@ without a rule (and not under ``sanitize.allow``) is collected for the compiler,
 the whole job at once (exit 6) with the rules to paste.
 
 Nothing here keeps a value: content sampling for detection is read, looked at and dropped.
+
+Which rule a column gets is :mod:`runner.sanitize._resolve`; the checks beyond a rule fitting
+its column, and those across the whole job, are :mod:`runner.sanitize._checks`.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
-from runner.connectors.base import Connector, TableInfo
-from runner.errors import SafetyError, SpecError
+from runner.connectors.base import TableInfo
+from runner.errors import SpecError
 from runner.plan.plan import ColumnPlan
 from runner.plan.types import arrow_from_str, source_type, target_type
 from runner.sanitize import RULES, activate, key_id
+from runner.sanitize._checks import (
+    _check_inputs,
+    _generated_from_ruled,
+    check_constant,
+    check_job,
+)
+from runner.sanitize._resolve import _allowed, _Choice, _choose
+from runner.sanitize._sample import Sampler, sampler_for
 from runner.sanitize._words import flow, report_text, rule_data, rule_text, unruled_message
-from runner.sanitize.hipaa import MAX_AGE, SAMPLE_ROWS, Finding, detect, suggest, weakness
-from runner.spec.models import Job, SanitizeRule, TableSpec
+from runner.sanitize.hipaa import MAX_AGE, Finding, detect, suggest, weakness
+from runner.spec.models import Job, TableSpec
 from runner.spec.validators import did_you_mean
 
-__all__ = ["flow", "report_text", "rule_data", "rule_text", "unruled_message"]
-"""Re-exported from :mod:`runner.sanitize._words`, where the words are."""
-
-Sampler = Callable[[list[ColumnPlan]], Mapping[str, Sequence[str]]]
-"""Reads up to a few hundred values of the given text columns (for content detection)."""
+__all__ = [
+    "check_constant",
+    "check_job",
+    "flow",
+    "report_text",
+    "rule_data",
+    "rule_text",
+    "sampler_for",
+    "unruled_message",
+]
+"""Re-exported from where they are: the words from :mod:`runner.sanitize._words`, the checks
+from :mod:`runner.sanitize._checks`, the sampler from :mod:`runner.sanitize._sample`."""
 
 
 @dataclass
@@ -68,42 +84,6 @@ class TableSanitize:
     """Columns written as nullable: a sanitized column keeps nothing of the source but a type."""
     used_globs: set[str] = field(default_factory=set)
     used_allow: set[str] = field(default_factory=set)
-
-
-# --- resolution ---------------------------------------------------------------------------------
-def _glob(pattern: str, *names: str) -> bool:
-    return any(fnmatch.fnmatchcase(n.lower(), pattern.lower()) for n in names if n)
-
-
-def _allowed(entry: str, table: str, targets: Sequence[str], column: str) -> bool:
-    if "." not in entry:
-        return _glob(entry, column)
-    table_part, _, column_part = entry.rpartition(".")
-    return _glob(column_part, column) and _glob(table_part, table, *targets)
-
-
-@dataclass
-class _Choice:
-    rule: SanitizeRule
-    where: str
-    """The spec path of the rule, for errors: tables[1].sanitize.ssn, sanitize.rules["*ssn*"]."""
-
-
-def _choose(
-    job: Job, raw: TableSpec, index: int, column: str, names: Sequence[str]
-) -> tuple[_Choice | None, str | None]:
-    """The rule for ``column`` and the glob it came from (if it came from one)."""
-    own = raw.sanitize or {}
-    if column in own:
-        return _Choice(own[column], f"tables[{index}].sanitize.{column}"), None
-    defaults = job.defaults.sanitize or {}
-    if column in defaults:
-        return _Choice(defaults[column], f"defaults.sanitize.{column}"), None
-    rules = job.sanitize.rules if job.sanitize else {}
-    for pattern, rule in rules.items():
-        if _glob(pattern, column, *(f"{n}.{column}" for n in names)):
-            return _Choice(rule, f'sanitize.rules["{pattern}"] ({column})'), pattern
-    return None, None
 
 
 def plan_table(
@@ -292,29 +272,6 @@ def plan_table(
     )
 
 
-def _generated_from_ruled(
-    index: int, info: TableInfo, choices: Mapping[str, _Choice], copied: Sequence[str]
-) -> list[str]:
-    """A generated column copied as it is, computed from a column that has a rule, carries what
-    the rule takes away (``ssn_last4 GENERATED ALWAYS AS (right(ssn, 4))``): a spec error."""
-    errors = []
-    for column in info.columns:
-        if not column.generated or column.name not in copied or column.name in choices:
-            continue
-        sources = [
-            name for name in choices
-            if re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", column.generated, re.I)
-        ]  # fmt: skip
-        if sources:
-            errors.append(
-                f"tables[{index}].sanitize: column '{column.name}' is generated from "
-                f"{', '.join(repr(n) for n in sources)}, which has a rule, so its values carry "
-                f"what the rule removes; give it a rule too (e.g. {column.name}: drop) "
-                "or leave it out with exclude:"
-            )
-    return errors
-
-
 def _is_text(arrow: pa.DataType) -> bool:
     return pa.types.is_string(arrow) or pa.types.is_large_string(arrow)
 
@@ -326,114 +283,3 @@ def _read_plan(
         if plan.name == name:
             return plan
     return helper(name)
-
-
-def _check_inputs(
-    rule: str,
-    options: Any,
-    arrow: pa.DataType,
-    by_name: Mapping[str, Any],
-    keys: list[str],
-    needed: set[str],
-    helper: Callable[[str], ColumnPlan],
-) -> tuple[Any, str | None]:
-    """The options completed (``shift_date``'s default ``by``), the other columns a rule reads
-    added to ``needed``, and the problem with them, if any."""
-    if rule == "shift_date":
-        by = options.get("by") or (keys[0] if keys else None)
-        if by is None:
-            return options, "shift_date needs 'by' (the column naming the entity): no key"
-        if by not in by_name:
-            return options, f"shift_date by: no column '{by}'{did_you_mean(by, list(by_name))}"
-        needed.add(by)
-        return {**options, "by": by}, None
-    if rule == "age":
-        at = options.get("at", "run_date")
-        if at != "run_date":
-            if at not in by_name:
-                hint = did_you_mean(at, ["run_date", *by_name])
-                return options, f"age at: '{at}' is neither run_date nor a column{hint}"
-            typ = arrow_from_str(helper(at).arrow_type)
-            if not (pa.types.is_date(typ) or pa.types.is_timestamp(typ)):
-                return options, f"age at: column '{at}' is {typ}, not a date or timestamp"
-            needed.add(at)
-        return options, None
-    if rule == "constant":
-        return options, check_constant(options, arrow)
-    return options, None
-
-
-def check_constant(value: Any, arrow: pa.DataType) -> str | None:
-    """Why ``value`` cannot be written to a column of ``arrow``, or None."""
-    if value is None:
-        return None
-    try:
-        scalar = pa.scalar(value)
-        if not scalar.type.equals(arrow):
-            scalar.cast(arrow)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
-        return f"constant {flow(value)} is not a {arrow} value"
-    return None
-
-
-def sampler_for(source: Connector, table: str, as_text: set[str]) -> Sampler:
-    """Reads up to :data:`~runner.sanitize.hipaa.SAMPLE_ROWS` rows of text columns of ``table``
-    for content detection; what it returns is looked at and dropped, never stored or shown."""
-
-    def sample(columns: list[ColumnPlan]) -> dict[str, list[Any]]:
-        from sqlglot import exp
-
-        from runner.plan.catalog import table_expr
-
-        arrows = [arrow_from_str(c.arrow_type) for c in columns]
-        projections = [
-            source.read_expression(c.name, a, c.name in as_text)
-            for c, a in zip(columns, arrows, strict=True)
-        ]
-        query = exp.select(*projections).from_(table_expr(table)).limit(SAMPLE_ROWS)
-        schema = pa.schema([(c.name, a) for c, a in zip(columns, arrows, strict=True)])
-        found: dict[str, list[Any]] = {c.name: [] for c in columns}
-        sql = query.sql(dialect=source.dialect, identify=True)
-        for batch in source.read(sql, schema, SAMPLE_ROWS):
-            for c in columns:
-                found[c.name].extend(batch.column(c.name).to_pylist())
-        return found
-
-    return sample
-
-
-# --- the whole job ------------------------------------------------------------------------------
-def check_job(job: Job, plans: Sequence[TableSanitize], all_tables: bool) -> None:
-    """Checks across tables: allow entries and globs that match nothing (when every table was
-    planned), then identifiers without a rule (SafetyError, with the rules to paste)."""
-    spec = job.sanitize
-    seen = {e["column"] for p in plans for e in p.report}
-    missing = [c for c in job.defaults.sanitize or {} if c not in seen]
-    if missing and all_tables:  # a rule for a column no table has is a typo, not a no-op
-        raise SpecError(
-            "\n".join(
-                f"defaults.sanitize.{c}: column '{c}' is in none of the job's tables"
-                f"{did_you_mean(c, sorted(seen))}"
-                for c in missing
-            )
-        )
-    if spec is not None and all_tables:
-        used_allow = set().union(*(p.used_allow for p in plans)) if plans else set()
-        unknown = [a for a in spec.allow if a not in used_allow]
-        if unknown and spec.profile:
-            raise SpecError(
-                "\n".join(
-                    f"sanitize.allow[{spec.allow.index(a)}]: '{a}' matches no copied column "
-                    "of this job (write table.column; globs allowed)"
-                    for a in unknown
-                )
-            )
-        used_globs = set().union(*(p.used_globs for p in plans)) if plans else set()
-        from loguru import logger
-
-        for pattern in spec.rules:
-            if pattern not in used_globs:
-                logger.warning(f'sanitize.rules["{pattern}"] matches no column of this job')
-    unruled = [u for p in plans for u in p.unruled]
-    if unruled:
-        raise SafetyError(unruled_message(unruled))

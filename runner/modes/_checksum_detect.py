@@ -1,0 +1,81 @@
+"""incremental ``strategy: checksum``: each stored chunk's checksum on the source now, or
+none where the row diff is to give it (changes scattered over most chunks).
+
+Chunks whose row-version tokens say unchanged keep their stored checksum (runner/tokens.py);
+the others are hashed by content and compared with the stored checksums. A changed chunk is
+then bisected against the target, or, when most chunks changed (updates scattered all over the
+table, the usual shape of a day's changes to a big one), row-diffed whole: its rows' hashes are
+read on both sides, which is the content scan over again. So when there are many chunks to
+hash, two probe chunks (a quarter and three quarters of the way) are hashed first; when both
+changed, the other chunks skip the content scan and go straight to the row diff, whose source
+row hashes give their new checksums (segdiff.bucket_sums). Where the probes mislead (changes
+in those two chunks only), the row diff reads both sides where a content scan would have read
+the source only: slower, never wrong.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from runner.segdiff import HashSide, Sums
+from runner.tokens import SourceTokens, Token, hash_runs
+
+PROBES = (0.25, 0.75)
+"""Where the probe chunks sit among the chunks to hash."""
+MIN_CHUNKS = 8
+"""Fewer chunks to hash than this: no probe (the content scan is short, the probes not free)."""
+
+
+@dataclass
+class SourceSums:
+    sums: list[Sums | None]
+    """Per chunk: the source's checksum (the stored one where unchanged); None where the row
+    diff is to compute it."""
+    tokens: list[Token | None]
+    """Row-version tokens to store (chunks found equal to the stored checksum)."""
+    hashed: int
+    """Chunks hashed by content or left to the row diff (not skipped by tokens)."""
+    scattered: bool
+    """Both probes changed: the changes are taken to be everywhere."""
+
+
+def source_sums(
+    detect: HashSide,
+    tokens: SourceTokens | None,
+    ranges: list[tuple[Any, Any]],
+    known: list[Sums],
+    held: list[Token | None],
+    pool: Executor,
+    probe: bool,
+) -> SourceSums:
+    """The source's checksum of each stored chunk (see the module docstring). ``probe``: the
+    row diff can sum chunk checksums for this table (segdiff.summable key, and ``detect``
+    hashes as the row diff does)."""
+    n = len(ranges)
+    xmin, same = 0, [False] * n
+    found: list[Token | None] = [None] * n
+    if tokens is not None:
+        xmin, same, found = tokens.unchanged(ranges, known, held)
+    todo = [i for i in range(n) if not same[i]]
+    extra = tokens.row_token if tokens is not None else None
+    hashed: dict[int, tuple[Sums, int]] = {}
+    scattered = False
+    if probe and len(todo) >= MIN_CHUNKS:
+        picks = sorted({todo[int(len(todo) * f)] for f in PROBES})
+        for future in [pool.submit(hash_runs, detect, ranges, [i], extra) for i in picks]:
+            hashed.update(future.result())
+        scattered = all(hashed[i][0] != known[i] for i in picks)
+    if not scattered:
+        hashed.update(hash_runs(detect, ranges, [i for i in todo if i not in hashed], extra))
+    sums: list[Sums | None] = list(known)
+    for i in todo:
+        if i not in hashed:
+            sums[i] = None
+            continue
+        s, total = hashed[i]
+        sums[i] = s
+        if tokens is not None:  # equal to the stored checksum, which the target has
+            found[i] = (tokens.token(total), xmin) if s == known[i] else None
+    return SourceSums(sums, found, len(todo), scattered)
