@@ -90,7 +90,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
     columns = hashed_columns(_compared(ctx), flavor)
     as_jsonb = json_normalize(ctx.columns)
     signature = hashlib.sha256(
-        json.dumps([2, flavor, columns, ctx.key, spec.where]).encode()  # 2: the hash scheme
+        json.dumps([3, flavor, columns, ctx.key, spec.where]).encode()  # 3: the hash scheme
     ).hexdigest()[:32]
     stored = tokens = 0
     if ctx.state is not None and hasattr(ctx.state, "get_chunk_checksums"):

@@ -6,9 +6,14 @@ Two flavors of row hash:
   equal values; used whenever the two sides are different databases. Floating-point columns are
   left out (their text is not portable).
 - ``native``: the same database on both sides (PostgreSQL -> PostgreSQL, DuckDB -> DuckDB) uses
-  the database's own fast 64-bit hash, floats included: PostgreSQL ``hash_record_extended`` of
-  the row's values (by type, no text; int4/int8 and numeric scales hash alike), DuckDB ``hash``
-  of the row text. On PostgreSQL 1M ``events`` rows hash in a fifth of the time of md5 text.
+  the database's own fast 64-bit hash, floats included. DuckDB: ``hash`` of the row text.
+  PostgreSQL: each column's value by its type's seeded hash (``hashint8extended``,
+  ``hash_numeric_extended``, ``hashtextextended``..., no text but for text-like columns), so
+  int2/int4/int8, numerics of any scale, float4/float8 and json/jsonb hash alike, timestamptz
+  whatever the session TimeZone; the columns' hashes XORed, the XOR hashed once more (see
+  ``_pg_hash``). The 1M-row ``events`` table (13 columns) hashes in 0.42-0.51 s on one core,
+  against 0.61-0.67 s for ``hash_record_extended(ROW(...))`` (the hash before) and 6 s for md5
+  of the row text (load average 2-4 while measured; best of 9-12 runs each).
 - ``portable-<dialect>``: the same database on both sides without a fast hash (SQLite,
   MariaDB): the portable md5, with float columns included in the database's own text.
 
@@ -64,19 +69,69 @@ def _native_text(
     return " || '|' || ".join(parts) if parts else "''"
 
 
-def _pg_values(columns: Sequence[tuple[str, str]], normalize: Collection[str]) -> str:
-    """The columns as PostgreSQL hashes them by value (no text at all: twice as fast), except
-    text-like ones (json has no hash; xml, enums and the like read as text) hashed as text."""
-    values = []
-    for name, arrow_type in columns:
+MASK = (1 << 64) - 1
+
+
+def _mix(n: int) -> int:
+    """A fixed pseudo-random signed 64-bit constant for ``n`` (splitmix64)."""
+    z = (n * 0x9E3779B97F4A7C15) & MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    z ^= z >> 31
+    return z - (1 << 64) if z >> 63 else z
+
+
+_INTEGERS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
+_TEXT_LIKE = ("string", "large_string", "extension<arrow.json>")
+
+
+def _pg_column_hash(c: str, arrow_type: str, as_jsonb: bool, seed: int) -> tuple[str, bool]:
+    """One column's seeded 64-bit hash by value, and whether it is NULL for NULL. Types that can
+    differ between the two sides are cast to the one each kind hashes as (PostgreSQL hashes
+    int2/int4/int8 alike, numerics by value whatever their scale, float4 as float8)."""
+    if as_jsonb:  # json on one side, jsonb on the other
+        return f"jsonb_hash_extended(CAST({c} AS JSONB), {seed})", True
+    if arrow_type.startswith(_TEXT_LIKE):  # json has no hash; xml, enums, uuid... read as text
+        # bytewise: a nondeterministic collation would hash 'A' and 'a' alike
+        return f'hashtextextended(CAST({c} AS TEXT) COLLATE "C", {seed})', True
+    if arrow_type in _INTEGERS:
+        return f"hashint8extended(CAST({c} AS BIGINT), {seed})", True
+    if arrow_type.startswith("decimal") or arrow_type == "uint64":
+        return f"hash_numeric_extended(CAST({c} AS NUMERIC), {seed})", True
+    if arrow_type in ("float", "double", "halffloat"):
+        return f"hashfloat8extended(CAST({c} AS DOUBLE PRECISION), {seed})", True
+    if arrow_type == "bool":
+        return f"hashint4extended(CAST({c} AS INT), {seed})", True
+    if arrow_type.startswith("timestamp[") and "tz=" in arrow_type:
+        # the UTC wall clock by a fixed offset: no session TimeZone, no zone name looked up
+        return f"timestamp_hash_extended({c} AT TIME ZONE INTERVAL '0', {seed})", True
+    if arrow_type.startswith("timestamp["):
+        return f"timestamp_hash_extended({c}, {seed})", True
+    fallback = f"hash_record_extended(ROW({c}), {seed})"  # a one-column ROW hashes NULL as 0
+    if arrow_type.startswith("date"):  # as days (a date is an int4); ±infinity cannot subtract
+        days = f"hashint4extended({c} - DATE '2000-01-01', {seed})"
+        return f"CASE WHEN isfinite({c}) THEN {days} ELSE {fallback} END", False
+    # times, binary, intervals, arrays...: the type's own hash
+    return fallback, False
+
+
+def _pg_hash(columns: Sequence[tuple[str, str]], normalize: Collection[str]) -> str:
+    """The row's hash: each column's hash seeded by its position (values swapped between two
+    columns change it; NULL is a pseudo-random constant of the position), the hashes XORed, and
+    the XOR hashed once more as the seed of ``hashint4extended`` (which mixes all 64 bits).
+
+    Row hashes are summed per key range. A sum of plain XORs, or of ``hash_record_extended``'s
+    weighted sums (which missed 2 swaps in 3 of one column's values between two rows), keeps
+    enough structure to miss values moved between rows; a sum of hashes of them does not.
+    Numeric NaN and ±Infinity hash alike (``hash_numeric_extended`` gives them the seed), as
+    they did with ``hash_record_extended``."""
+    parts = []
+    for i, (name, arrow_type) in enumerate(columns, 1):
+        seed, null = _mix(2 * i), _mix(2 * i + 1)
         c = quote_ident(name, "postgres")
-        if name in normalize:
-            values.append(f"CAST({c} AS JSONB)")  # json on one side, jsonb on the other
-        elif arrow_type.startswith(("string", "large_string", "extension<arrow.json>")):
-            values.append(f"CAST({c} AS TEXT)")
-        else:
-            values.append(c)
-    return ", ".join(values) if values else "0"
+        value, strict = _pg_column_hash(c, arrow_type, name in normalize, seed)
+        parts.append(f"COALESCE({value}, {null})" if strict else f"({value} # {null})")
+    return f"hashint4extended(0, {' # '.join(parts) if parts else '0'})"
 
 
 def row_hash(
@@ -86,7 +141,7 @@ def row_hash(
     integer parts an outer query reads from ``etlrun_h``)."""
     cols = hashed_columns(columns, flavor)
     if flavor == "native-postgres":
-        return f"hash_record_extended(ROW({_pg_values(cols, normalize)}), 0)", "etlrun_h", "0"
+        return _pg_hash(cols, normalize), "etlrun_h", "0"
     if flavor == "native-duckdb":
         text = _native_text(cols, dialect, normalize)
         return f"CAST(hash({text}) >> 1 AS BIGINT)", "etlrun_h", "0"
