@@ -10,22 +10,15 @@ its part file, in chunk order, by whichever chunk task advances the turn. So the
 Parquet (CSV, JSON Lines) encoding overlaps the reading and runs once, instead of once per part
 and again to merge the parts (which cost 1.5 s of the 4.6 s of PostgreSQL -> Parquet at 1M rows).
 
-The encoding itself runs on the assembler's own thread, fed through a short queue: the chunk
-whose turn it is hands its batches over and reads on, and a waiting part is handed over as its
-name. Encoding on the chunk's thread held that chunk's reading up for as long as it encoded
-(and copied in the parts that finished meanwhile), so the first chunk of PostgreSQL -> Parquet
-took 1.1-2.3 s where the others took 0.6 s.
-
 The finalize step renames the assembled file into place (atomic) when it holds every chunk;
-otherwise (a resumed run, the Dask executor, a chunk that failed while writing into it, an
-encoding that failed) it builds the file from the part files as before.
+otherwise (a resumed run, the Dask executor, a chunk that failed while writing into it) it
+builds the file from the part files as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -36,10 +29,6 @@ from runner.connectors.fs import FormatWriter, FsConnector, HashingWriter
 
 PART_EXT = "arrows"
 """The part files' extension: Arrow IPC stream format."""
-QUEUE_ITEMS = 4
-"""Batches (or waiting parts) handed to the encoding thread ahead of it: a chunk reading faster
-than the file encodes waits when this many are queued, so memory stays bounded."""
-_DONE = object()
 
 _REGISTRY: dict[tuple[int, str, str], Assembler] = {}
 _REGISTRY_LOCK = threading.Lock()
@@ -86,10 +75,6 @@ class Assembler:
         self._out: Any = None
         self._hasher: HashingWriter | None = None
         self._writer: FormatWriter | None = None
-        self._queue: queue.Queue[Any] = queue.Queue(QUEUE_ITEMS)
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
-        """What made the encoding thread stop (the file is then broken)."""
 
     # --- the turn --------------------------------------------------------------------------
     def claim(self, chunk: int) -> bool:
@@ -101,43 +86,10 @@ class Assembler:
             return True
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Queue ``batch`` for the file (the caller holds the turn)."""
-        self._hand_over(batch)
-
-    def _hand_over(self, item: Any) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._encode, name=f"encode {self.final}", daemon=True
-            )
-            self._thread.start()
-        self._queue.put(item)  # the encoding thread drains the queue even after a failure
-
-    def _encode(self) -> None:
-        """The encoding thread: queued batches and waiting parts into the file, in order."""
-        while True:
-            item = self._queue.get()
-            if item is _DONE:
-                return
-            if self.broken:
-                continue  # thrown away: drain, so that nobody waits on a full queue
-            try:
-                if self._writer is None:
-                    self._open()
-                assert self._writer is not None
-                if isinstance(item, str):  # a waiting chunk's part file
-                    for batch in read_part(self.fs, item):
-                        self._writer.write(batch)
-                else:
-                    self._writer.write(item)
-            except BaseException as exc:  # noqa: BLE001 - kept; the finalize builds from parts
-                self.error, self.broken = exc, True
-
-    def _drain(self) -> None:
-        """Wait until everything queued is in the file (or the encoding has failed)."""
-        if self._thread is not None:
-            self._queue.put(_DONE)
-            self._thread.join()
-            self._thread = None
+        if self._writer is None:
+            self._open()
+        assert self._writer is not None
+        self._writer.write(batch)
 
     def finished(self, chunk: int, part: str, direct: bool) -> None:
         """``chunk`` is complete (its part file is in place): advance the turn, then copy in
@@ -148,12 +100,20 @@ class Assembler:
             else:
                 self.spilled[chunk] = part
         while True:
-            with self.lock:  # handed over in turn, by name: the encoding thread reads it
+            with self.lock:
                 if self.broken or self.owner is not None or self.next not in self.spilled:
                     return
                 number = self.next
-                self._hand_over(self.spilled.pop(number))
-                self.next = number + 1
+                self.owner = number
+                waiting = self.spilled.pop(number)
+            try:
+                for batch in read_part(self.fs, waiting):
+                    self.write(batch)
+            except BaseException:
+                self.fail()
+                raise
+            with self.lock:
+                self.owner, self.next = None, number + 1
 
     def fail(self) -> None:
         """The file holds part of a chunk: it can only be thrown away (the finalize step then
@@ -172,18 +132,10 @@ class Assembler:
         self._writer = FormatWriter(self._hasher, self.fmt, self.schema, self.compression)  # type: ignore[arg-type]
 
     def complete(self, chunks: int) -> bool:
-        """Every chunk is in the file: the turn has passed the last one and, once the
-        encoding thread has caught up, nothing failed."""
-        if self.broken or self.owner is not None or self.next != chunks + 1:
-            return False
-        self._drain()
-        return not self.broken
+        return not self.broken and self.owner is None and self.next == chunks + 1
 
     def close(self) -> tuple[str, int, int, str]:
         """Finish the file: (temporary name, rows, bytes, sha256). Renaming it is the caller's."""
-        self._drain()
-        if self.error is not None:
-            raise self.error
         if self._writer is None:
             self._open()
         assert self._writer is not None and self._hasher is not None and self.temp
@@ -196,7 +148,6 @@ class Assembler:
         return self.temp, self._writer.rows, self._hasher.size, self._hasher.hexdigest()
 
     def discard(self) -> None:
-        self._drain()
         if self._writer is not None:
             self._writer.abort()
         with contextlib.suppress(Exception):

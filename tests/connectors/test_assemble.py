@@ -119,20 +119,3 @@ def test_a_chunk_whose_turn_comes_while_it_reads_switches_to_streaming(tmp_path:
     worker.join()
     assert into.complete(2) and seen == [4]
     assert finish(fs, into)["id"].to_pylist() == list(range(2_000))
-
-
-def test_an_encoding_that_fails_leaves_the_parts_to_build_the_file_from(tmp_path: Path) -> None:
-    """The file is encoded on the assembler's thread: a failure there (here a batch the file's
-    schema cannot take) breaks the file, never the chunk, whose part is complete."""
-    fs, into = make(tmp_path)
-    wrong = pa.record_batch([pa.array(["x"] * 70_000)], names=["other"])  # a whole row group
-    write_part(fs, ".p-1.arrows", SCHEMA, chunk(1), into, 1)
-    assert into.claim(2)
-    into.write(wrong)
-    with into.lock:
-        into.owner, into.next = None, 3
-    assert not into.complete(2) and into.broken and into.error is not None
-    with pytest.raises(type(into.error)):
-        into.close()
-    into.discard()
-    assert [b.num_rows for b in read_part(fs, ".p-1.arrows")] == [500, 500]
