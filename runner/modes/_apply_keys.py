@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from sqlglot import exp
 
 from runner.execute.context import RunContext
-from runner.plan.catalog import literal, quote_table
+from runner.plan.catalog import literal, quote_ident, quote_table
 from runner.plan.plan import Task
 from runner.plan.types import arrow_from_str
 from runner.sanitize import read_schema
@@ -23,15 +22,18 @@ MAX_RUNS = 16
 """BETWEENs in one condition at most (see key_condition)."""
 
 
-def key_condition(keys: list[Any], key: str, key_type: str | None) -> exp.Expression:
-    """``key`` in ``keys``: the longest runs of consecutive integers (at most ``MAX_RUNS``,
+def key_condition(keys: list[Any], key: str, key_type: str | None, dialect: str) -> str:
+    """SQL: ``key`` in ``keys``: the longest runs of consecutive integers (at most ``MAX_RUNS``,
     each of ``RUN_KEYS`` keys or more) as BETWEEN, every other key in IN lists, which every
     database looks up by index or by hash. Never a long OR: PostgreSQL JIT-compiles an OR of
-    thousands of terms for longer than any scan, without answering a cancel meanwhile."""
-    column = exp.column(key, quoted=True)
+    thousands of terms for longer than any scan, without answering a cancel meanwhile.
+
+    Integer keys are written as text directly: sqlglot copying and printing a tree of 10,000
+    literals took 0.2 s of applying 10,000 changed rows."""
     singles: list[Any] = list(keys)
     runs: list[list[int]] = []
-    if key_type is not None and key_type.startswith(("int", "uint")):
+    integer = key_type is not None and key_type.startswith(("int", "uint"))
+    if integer:
         ordered = sorted(int(k) for k in keys)
         start = 0
         for i in range(1, len(ordered) + 1):
@@ -42,13 +44,16 @@ def key_condition(keys: list[Any], key: str, key_type: str | None) -> exp.Expres
         long = [r for r in runs[:MAX_RUNS] if len(r) >= RUN_KEYS]
         singles = [k for r in runs[len(long) :] for k in r]
         runs = long
-    parts: list[exp.Expression] = [
-        exp.Between(this=column.copy(), low=literal(r[0]), high=literal(r[-1])) for r in runs
-    ]
+    column = quote_ident(key, dialect)
+    parts = [f"{column} BETWEEN {int(r[0])} AND {int(r[-1])}" for r in runs]
     for i in range(0, len(singles), KEYS_PER_STATEMENT):
-        listed = [literal(k) for k in singles[i : i + KEYS_PER_STATEMENT]]
-        parts.append(exp.In(this=column.copy(), expressions=listed))
-    return parts[0] if len(parts) == 1 else exp.or_(*parts)
+        chunk = singles[i : i + KEYS_PER_STATEMENT]
+        if integer:
+            listed = ", ".join(str(int(k)) for k in chunk)
+        else:
+            listed = ", ".join(literal(k).sql(dialect=dialect) for k in chunk)
+        parts.append(f"{column} IN ({listed})")
+    return parts[0] if len(parts) == 1 else " OR ".join(f"({x})" for x in parts)
 
 
 def apply_leaves(task: Task, ctx: RunContext, leaves: list[Leaf]) -> None:
@@ -60,19 +65,14 @@ def apply_leaves(task: Task, ctx: RunContext, leaves: list[Leaf]) -> None:
     target_sql = quote_table(p["target"], ctx.target.dialect)
     before = []
     if gone:
-        condition = key_condition(gone, p["key"], p["key_type"])
-        before.append(
-            f"DELETE FROM {target_sql} WHERE "
-            + condition.sql(dialect=ctx.target.dialect, identify=True)
-        )
+        condition = key_condition(gone, p["key"], p["key_type"], ctx.target.dialect)
+        before.append(f"DELETE FROM {target_sql} WHERE {condition}")
     schema = pa.schema([(n, arrow_from_str(t)) for n, t in p["schema"]])
     read = pa.schema([(n, arrow_from_str(t)) for n, t in read_schema(p)])
     batches: Any = iter(())
     if wanted:
-        condition = key_condition(wanted, p["key"], p["key_type"])
-        select = f"SELECT * FROM ({p['select']}) etlrun_src WHERE " + condition.sql(
-            dialect=ctx.source.dialect, identify=True
-        )
+        condition = key_condition(wanted, p["key"], p["key_type"], ctx.source.dialect)
+        select = f"SELECT * FROM ({p['select']}) etlrun_src WHERE {condition}"
         batches = ctx.stream(
             ctx.source.read(select, read, ctx.batch_rows), task.id, task.table,
             sanitize=p.get("sanitize"),
