@@ -196,10 +196,16 @@ def bucket_sql(
     """
     inner_hash, first, second = row_hash(columns, dialect, flavor, normalize)
     more = f", {extra} AS etlrun_x" if extra else ""
+    # PostgreSQL estimates as many groups as the key has values (the CASE reads the key) and
+    # sorts every row, hash and columns, to group them: 1M events rows spilled 250 MB to disk,
+    # 5M rows took 6.4 s a side. OFFSET 0 keeps the subquery apart, so the planner assumes
+    # few groups and hashes them (5M rows: 2.5 s, one process)
+    fence = " OFFSET 0" if dialect == "postgres" else ""
     inner = (
         f"SELECT {bucket_case(key, key_type, bounds, dialect)} AS etlrun_b, "
         f"{inner_hash} AS etlrun_h{more} "
         f"FROM {quote_table(table, dialect)}{where_sql(key, key_type, lo, hi, dialect, where)}"
+        f"{fence}"
     )
     summed = ", COALESCE(SUM(etlrun_x), 0)" if extra else ""
     return (
