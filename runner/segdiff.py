@@ -135,8 +135,9 @@ class HashSide:
 
 def _same_keys(source: pa.Table, target: pa.Table) -> pa.Table | None:
     """The two sides' row hashes side by side when both hold exactly the same keys (updates
-    only, the usual case): sorted by key and compared in place, which took a fifth of the time
-    of the hash join (0.5 s for 1M rows a side). None when the keys differ, or are NULL."""
+    only, the usual case): sorted by key and compared in place, about half the time of the
+    hash join (1M rows a side in near key order: 0.1-0.23 s against 0.2-0.4 s) and none of its
+    hash table's memory. None when the keys differ, or are NULL."""
     if source.num_rows != target.num_rows or source.num_rows == 0:
         return None
     if source["etlrun_k"].null_count or target["etlrun_k"].null_count:

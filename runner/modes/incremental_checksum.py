@@ -297,7 +297,7 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
     signature, stored = store.get_chunk_checksums(p["job"], p["target"])
     with ThreadPoolExecutor(2) as pool:
         differ = Differ(src, tgt, pool)
-        stored_sums: list[Sums] | None = None  # the source's sums as stored, where they differ
+        stored_sums: list[Sums] | None = None  # without state: the sums to store, when not `sums`
         sums: list[Sums | None]
         if stored and signature == p["signature"]:
             ranges = [(c[0], c[1]) for c in stored]
