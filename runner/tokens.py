@@ -46,7 +46,6 @@ The stored snapshot xmin is read before the statements it covers (earlier is onl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
@@ -65,16 +64,6 @@ WRAP = 1 << 32
 
 Token = tuple[str, int]
 """What a chunk stores: ("<cluster>:<hash sum>", the 64-bit snapshot xmin it holds from)."""
-
-
-@dataclass
-class Detected:
-    """The chunks' content checksums (the stored ones where a token said unchanged), the
-    tokens to store after the run, and how many chunks were content-hashed."""
-
-    sums: list[Sums]
-    tokens: list[Token | None]
-    hashed: int
 
 
 class SourceTokens:
@@ -172,44 +161,3 @@ class SourceTokens:
                     same[i] = recent == 0
                     tokens[i] = (token[0], xmin) if same[i] else None
         return xmin, same, tokens
-
-    def detect(
-        self,
-        ranges: list[tuple[Any, Any]],
-        known: list[Sums],
-        stored: list[Token | None],
-    ) -> Detected:
-        """Each stored chunk's source checksum: the stored one where the token says unchanged,
-        else computed (runs of adjacent chunks in one statement each, tokens read alongside)."""
-        xmin, same, tokens = self.unchanged(ranges, known, stored)
-        sums = list(known)
-        for i, (s, total) in hash_runs(
-            self.side, ranges, [i for i, x in enumerate(same) if not x], self.row_token
-        ).items():
-            sums[i] = s
-            # equal to the stored checksum, which the target has: a token for it
-            tokens[i] = (self.token(total), xmin) if s == known[i] else None
-        return Detected(sums, tokens, len(ranges) - sum(same))
-
-
-def hash_runs(
-    side: HashSide, ranges: list[tuple[Any, Any]], chunks: list[int], extra: str | None = None
-) -> dict[int, tuple[Sums, int]]:
-    """The content checksum of each of ``chunks`` (indexes into ``ranges``), runs of adjacent
-    chunks in one statement each, with the sum of the SQL expression ``extra`` (0 without)."""
-    found: dict[int, tuple[Sums, int]] = {}
-    todo = sorted(chunks)
-    k = 0
-    while k < len(todo):
-        i = j = todo[k]
-        while k + 1 < len(todo) and todo[k + 1] == j + 1:
-            k, j = k + 1, j + 1
-        inner = [hi for _, hi in ranges[i:j]]
-        if extra is None:
-            part, totals = side.buckets(ranges[i][0], ranges[j][1], inner), [0] * (j - i + 1)
-        else:
-            part, totals = side.buckets_with(ranges[i][0], ranges[j][1], inner, extra)
-        for n, (s, total) in enumerate(zip(part, totals, strict=True)):
-            found[i + n] = (s, total)
-        k += 1
-    return found

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.segdiff import HashSide, Sums
-from runner.tokens import SourceTokens, Token, hash_runs
+from runner.tokens import SourceTokens, Token
 
 PROBES = (0.25, 0.75)
 """Where the probe chunks sit among the chunks to hash."""
@@ -79,3 +79,26 @@ def source_sums(
         if tokens is not None:  # equal to the stored checksum, which the target has
             found[i] = (tokens.token(total), xmin) if s == known[i] else None
     return SourceSums(sums, found, len(todo), scattered)
+
+
+def hash_runs(
+    side: HashSide, ranges: list[tuple[Any, Any]], chunks: list[int], extra: str | None = None
+) -> dict[int, tuple[Sums, int]]:
+    """The content checksum of each of ``chunks`` (indexes into ``ranges``), runs of adjacent
+    chunks in one statement each, with the sum of the SQL expression ``extra`` (0 without)."""
+    found: dict[int, tuple[Sums, int]] = {}
+    todo = sorted(chunks)
+    k = 0
+    while k < len(todo):
+        i = j = todo[k]
+        while k + 1 < len(todo) and todo[k + 1] == j + 1:
+            k, j = k + 1, j + 1
+        inner = [hi for _, hi in ranges[i:j]]
+        if extra is None:
+            part, totals = side.buckets(ranges[i][0], ranges[j][1], inner), [0] * (j - i + 1)
+        else:
+            part, totals = side.buckets_with(ranges[i][0], ranges[j][1], inner, extra)
+        for n, (s, total) in enumerate(zip(part, totals, strict=True)):
+            found[i + n] = (s, total)
+        k += 1
+    return found

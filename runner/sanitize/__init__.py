@@ -36,23 +36,14 @@ from typing import Any
 
 import pyarrow as pa
 
+from runner._lazy import LazyModule
 from runner.errors import TaskError
 from runner.sanitize._key import KEY_ENV, key_for, key_id, register_key  # noqa: F401 - public
 from runner.sanitize._redact import activate, deactivate, is_active, redact_error  # noqa: F401
 
-
-class _Rules:
-    """:mod:`runner.sanitize.rules`, imported on first use: it loads pyarrow.compute and the
-    keyed-token machinery (~30 ms), which a job without sanitize rules never needs, while this
-    package is imported by every command (error redaction lives here)."""
-
-    def __getattr__(self, name: str) -> Any:
-        from runner.sanitize import rules
-
-        return getattr(rules, name)
-
-
-r = _Rules()
+# the rules load pyarrow.compute and the keyed tokens: a job without rules never needs them,
+# while this package is imported by every command (error redaction lives here)
+r: Any = LazyModule("runner.sanitize.rules")
 
 KEYED = ("hash", "email", "fake", "shift_date")
 """Rules that need ``sanitize.key``."""
