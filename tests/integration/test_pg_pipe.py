@@ -198,3 +198,54 @@ def test_an_existing_jsonb_target_of_a_json_source_stays_jsonb(
 )
 def test_same_types(source: list, target: list, piped: bool) -> None:
     assert pg_pipe.same_types(source, target) is piped
+
+
+def _pipe_conns(url: str) -> tuple[object, object]:
+    import psycopg
+
+    return psycopg.connect(url), psycopg.connect(url)
+
+
+def test_a_source_failing_midway_raises_and_writes_nothing(pg_url: str) -> None:
+    """The source query fails after sending rows (division by zero at row 3000): the error is
+    PostgreSQL's own, the target transaction is rolled back, and both connections go on."""
+    with servers.postgres_connect(pg_url) as conn:
+        conn.execute("CREATE TABLE mid_src (id bigint PRIMARY KEY, v int)")
+        conn.execute("INSERT INTO mid_src SELECT i, 3000 - i FROM generate_series(1, 5000) g(i)")
+        conn.execute("CREATE TABLE mid_dst (id bigint PRIMARY KEY, v int)")
+    source, target = _pipe_conns(pg_url)
+    with source, target:
+        select = "SELECT id, (100 / v)::int AS v FROM mid_src ORDER BY id"
+        with pytest.raises(Exception, match="division by zero"):
+            pg_pipe.pipe(source, target, select, "mid_dst", ["id", "v"], [],
+                         lambda: None, lambda rows, size: None)  # fmt: skip
+        source.rollback()
+        assert source.execute("SELECT count(*) FROM mid_src").fetchone() == (5000,)
+        assert target.execute("SELECT count(*) FROM mid_dst").fetchone() == (0,)
+
+
+def test_a_stop_midway_cancels_the_read_and_the_connections_go_on(pg_url: str) -> None:
+    """A cancel (Ctrl-C, a failed sibling chunk) raised between two 1 MB writes: the source's
+    COPY is cancelled, nothing reaches the target, and both connections are usable again."""
+    with servers.postgres_connect(pg_url) as conn:
+        conn.execute("CREATE TABLE stop_src (id bigint PRIMARY KEY, t text)")
+        conn.execute(
+            "INSERT INTO stop_src SELECT i, repeat('x', 200) FROM generate_series(1, 60000) g(i)"
+        )
+        conn.execute("CREATE TABLE stop_dst (id bigint PRIMARY KEY, t text)")
+    calls = []
+
+    def check_cancel() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    source, target = _pipe_conns(pg_url)
+    with source, target:
+        with pytest.raises(KeyboardInterrupt):
+            pg_pipe.pipe(source, target, "SELECT id, t FROM stop_src", "stop_dst", ["id", "t"],
+                         [], check_cancel, lambda rows, size: None)  # fmt: skip
+        source.rollback()
+        assert source.execute("SELECT count(*) FROM stop_src").fetchone() == (60000,)
+        assert target.execute("SELECT count(*) FROM stop_dst").fetchone() == (0,)
+    assert len(calls) == 2
