@@ -1,5 +1,7 @@
 """PostgreSQL passes the connector conformance suite (a fresh database per test: `pg_url`)."""
 
+import time
+
 import pytest
 
 from runner.testing import connector_suite
@@ -8,3 +10,56 @@ from runner.testing import connector_suite
 @pytest.mark.postgres
 class TestPostgres(connector_suite("pg_url")):
     pass
+
+
+def _backends(url: str) -> list[int]:
+    import servers
+
+    database = url.rsplit("/", 1)[1]
+    with servers.postgres_connect(url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [database],
+        ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+@pytest.mark.postgres
+def test_chunks_reuse_one_adbc_connection_and_replace_a_dead_one(pg_url: str) -> None:
+    """Each chunk's read and write borrow an ADBC connection and give it back: consecutive
+    chunks open one, not one each. A kept connection whose backend was terminated meanwhile is
+    replaced, and the chunk after it still reads."""
+    import pyarrow as pa
+    import servers
+
+    from runner.connectors import connect
+
+    with servers.postgres_connect(pg_url) as conn:
+        conn.execute("CREATE TABLE reuse (id bigint PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO reuse SELECT i, 'v' || i FROM generate_series(1, 100) g(i)")
+    schema = pa.schema([("id", pa.int64()), ("v", pa.string())])
+    connector = connect(pg_url)
+    try:
+        connector.check()  # the catalog's own (SQLAlchemy) connection, kept by its pool
+        before = _backends(pg_url)
+        for _ in range(3):
+            rows = sum(b.num_rows for b in connector.read("SELECT id, v FROM reuse", schema, 50))
+            assert rows == 100
+        batch = pa.record_batch([pa.array([101, 102]), pa.array(["a", "b"])], schema=schema)
+        assert connector.write("reuse", schema, [batch]).rows == 2
+        kept = [pid for pid in _backends(pg_url) if pid not in before]
+        assert len(kept) == 1, kept  # one ADBC connection served three reads and a write
+        with servers.postgres_connect(pg_url) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", [kept[0]])
+        rows = sum(b.num_rows for b in connector.read("SELECT id, v FROM reuse", schema, 50))
+        assert rows == 102
+        # a reader that stops early gives its connection up instead of keeping it mid-read
+        first = next(iter(connector.read("SELECT id, v FROM reuse", schema, 10)))
+        assert first.num_rows == 10
+    finally:
+        connector.close()
+    for _ in range(50):  # a terminated backend leaves pg_stat_activity a moment later
+        if not _backends(pg_url):
+            break
+        time.sleep(0.05)
+    assert _backends(pg_url) == []
