@@ -113,9 +113,9 @@ class Connector:
     def table_exists(self, name: str) -> bool:
         raise NotImplementedError
 
-    def estimated_rows(self, name: str) -> int | None:
-        """The database's own estimate of the rows of table ``name`` (from its statistics,
-        without reading the table), or None where it keeps none."""
+    def estimated_rows(self, name: str, where: str | None = None) -> int | None:
+        """The database's own estimate of the rows of table ``name`` (matching the SQL condition
+        ``where``), from its statistics, without reading the table; None where it keeps none."""
         return None
 
     # reading

@@ -58,9 +58,12 @@ class MariaDBConnector(SqlConnector, schemes=("mariadb", "mysql")):
 
     sample = SqlConnector.read  # through the pool's open connection: no driver to load
 
-    def estimated_rows(self, name: str) -> int | None:
+    def estimated_rows(self, name: str, where: str | None = None) -> int | None:
         """The optimizer's estimate (InnoDB's statistics, refreshed after 10% of rows change)."""
         from runner.plan.catalog import quote_table
+
+        if where is not None:
+            return None  # InnoDB keeps no distribution of an unindexed column: no estimate
 
         try:
             rows = self.rows(f"EXPLAIN SELECT 1 FROM {quote_table(name, 'mysql')}")

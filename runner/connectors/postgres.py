@@ -119,13 +119,14 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
 
     sample = SqlConnector.read  # through the pool's open connection: no driver to load
 
-    def estimated_rows(self, name: str) -> int | None:
+    def estimated_rows(self, name: str, where: str | None = None) -> int | None:
         """The planner's row estimate: the table's statistics scaled to its current size."""
         from runner.plan.catalog import quote_table
 
         try:
             table = quote_table(name, "postgres")
-            plan = self.scalar(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table}")
+            condition = "" if where is None else f" WHERE {where}"
+            plan = self.scalar(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table}{condition}")
         except EtlrunError:
             return None
         plan = json.loads(plan) if isinstance(plan, str) else plan

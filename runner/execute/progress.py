@@ -88,7 +88,8 @@ class LineReporter:
                     result.rows,
                     result.seconds,
                     self._totals[task.table],
-                    self._expected.get(task.table, 0),
+                    # the planned rows may be an estimate the run has passed
+                    max(self._expected.get(task.table, 0), self._totals[task.table]),
                 )
             elif task.kind == "finalize":
                 logger.info("{}: committed", task.table)

@@ -20,6 +20,11 @@ Why nothing is lost at the edges:
 - a crash after the merge commit and before the watermark is saved: the next run reads from the
   old watermark; the merge makes that harmless.
 
+A small window of a PostgreSQL -> PostgreSQL run with a one-column integer, date or timestamp
+cursor is read once instead (:func:`runner.modes._cursor_window.read_once`): every row from the
+watermark on, in one chunk and one snapshot, and ``to`` is then the largest cursor value staged,
+read by the finalize step with the staging row count. That saves a scan of the source.
+
 A composite cursor (a list of columns) compares lexicographically; ``lookback`` moves its first
 column. Deleted source rows are not carried over (use bulk, or sync when it is available).
 """
@@ -27,37 +32,21 @@ column. Deleted source rows are not carried over (use bulk, or sync when it is a
 from __future__ import annotations
 
 import dataclasses
-import re
-from datetime import date, datetime, timedelta
 from typing import Any
-
-from sqlglot import exp
 
 from runner.errors import VerifyError
 from runner.execute.context import RunContext, TaskResult
 from runner.modes import copy as copy_mode
-from runner.plan.catalog import literal, plain, quote_ident, quote_table, table_expr
+from runner.modes._cursor_window import (
+    cursor_types,
+    lookback_from,
+    plan_window,
+    typed,
+)
+from runner.plan.catalog import plain, quote_ident, quote_table
 from runner.plan.checksum import verify_checksum, verify_params
 from runner.plan.compiler import TableContext
 from runner.plan.plan import TablePlan, Task
-
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"15m"`` -> 15 minutes; units s, m, h, d.
-
-    Example:
-        >>> parse_duration("2h")
-        datetime.timedelta(seconds=7200)
-    """
-    found = _DURATION.match(text)
-    if not found:
-        raise ValueError(
-            f"'{text}' is not a duration; write a number and a unit: 30s, 15m, 2h or 1d"
-        )
-    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
 
 
 # --- compile -----------------------------------------------------------------------------------
@@ -130,120 +119,6 @@ def _cursor_columns(ctx: TableContext) -> list[str]:
     return columns
 
 
-def _cursor_types(ctx: TableContext, columns: list[str]) -> list[str]:
-    read = ctx.columns if ctx.read_columns is None else ctx.read_columns
-    return [next(c.arrow_type for c in read if c.name == name) for name in columns]
-
-
-def source_max(ctx: TableContext, columns: list[str]) -> list[Any] | None:
-    """The largest cursor value in the source now (lexicographic for several columns)."""
-    query = exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(
-        table_expr(ctx.source_name)
-    )
-    conditions = [exp.Not(this=exp.Is(this=exp.column(c, quoted=True), expression=exp.Null()))
-                  for c in columns]  # fmt: skip
-    if ctx.where is not None:
-        conditions.append(ctx.where.copy())
-    query = query.where(exp.and_(*conditions))
-    query = query.order_by(*(exp.Ordered(this=exp.column(c, quoted=True), desc=True)
-                             for c in columns)).limit(1)  # fmt: skip
-    rows = ctx.source.rows(query.sql(dialect=ctx.source_dialect, identify=True))
-    if not rows:
-        return None
-    return [plain(v) for v in rows[0]]
-
-
-def _count_and_max(
-    ctx: TableContext, column: str, lower: list[Any] | None
-) -> tuple[int, list[Any] | None]:
-    """One scan for a one-column cursor: the rows of the window (``cursor >= lower``, or every
-    row on a first run, NULL cursors included) and the largest cursor value among them. Every
-    non-NULL cursor is at most that largest value, so these are the rows of ``window(lower,
-    upper)`` as :func:`source_max` and a count would have found them in two scans."""
-    c = exp.column(column, quoted=True)
-    null = exp.Is(this=c.copy(), expression=exp.Null())
-    conditions: list[exp.Expression] = []
-    if lower is not None:
-        conditions.append(exp.or_(_lexicographic([column], lower, ">="), null))
-    if ctx.where is not None:
-        conditions.append(exp.paren(ctx.where.copy()))
-    query = exp.select(exp.Count(this=exp.Star()), exp.Max(this=c.copy())).from_(
-        table_expr(ctx.source_name)
-    )
-    if conditions:
-        query = query.where(exp.and_(*(exp.paren(x) for x in conditions)))
-    rows, largest = ctx.source.rows(query.sql(dialect=ctx.source_dialect, identify=True))[0]
-    return int(rows or 0), None if largest is None else [plain(largest)]
-
-
-def _typed(value: Any, arrow_type: str) -> Any:
-    """A watermark value as something that compares in the column's order."""
-    if value is None or isinstance(value, int):
-        return value
-    if arrow_type.startswith("timestamp"):
-        parsed = datetime.fromisoformat(str(value))
-        return parsed.replace(tzinfo=None) - (parsed.utcoffset() or timedelta(0))
-    if arrow_type.startswith("date"):
-        return date.fromisoformat(str(value)[:10])
-    if arrow_type.startswith(("int", "uint")):
-        return int(value)
-    return value
-
-
-def lookback_from(value: Any, arrow_type: str, lookback: str | int | None) -> Any:
-    """``value`` moved back by ``lookback``, written the way the source wrote ``value``."""
-    if not lookback or value is None:
-        return value
-    if arrow_type.startswith(("int", "uint")):
-        if not isinstance(lookback, int):
-            raise ValueError(f"lookback '{lookback}' is a duration, and the cursor is an integer")
-        return int(value) - lookback
-    delta = timedelta(seconds=lookback) if isinstance(lookback, int) else parse_duration(lookback)
-    text = str(value)
-    if arrow_type.startswith("date") and len(text) == 10:
-        return (date.fromisoformat(text) - timedelta(days=max(delta.days, 1))).isoformat()
-    if arrow_type.startswith(("timestamp", "date")):
-        moved = datetime.fromisoformat(text) - delta
-        return moved.isoformat(
-            sep="T" if "T" in text else " ", timespec="microseconds" if "." in text else "seconds"
-        )
-    raise ValueError(f"lookback needs a time or integer cursor, not {arrow_type}")
-
-
-def _lexicographic(columns: list[str], values: list[Any], op: str) -> exp.Expression:
-    """``(c1, c2, ...) >= (v1, v2, ...)`` (or ``<=``) spelled out, for every dialect."""
-    strict = exp.GT if op == ">=" else exp.LT
-    last = exp.GTE if op == ">=" else exp.LTE
-    column = exp.column(columns[-1], quoted=True)
-    condition: exp.Expression = last(this=column, expression=literal(values[-1]))
-    for name, value in zip(reversed(columns[:-1]), reversed(values[:-1]), strict=True):
-        column = exp.column(name, quoted=True)
-        equal = exp.EQ(this=column.copy(), expression=literal(value))
-        condition = exp.or_(
-            strict(this=column, expression=literal(value)),
-            exp.paren(exp.and_(equal, exp.paren(condition))),
-        )
-    return condition
-
-
-def window(
-    columns: list[str], lower: list[Any] | None, upper: list[Any] | None
-) -> exp.Expression | None:
-    """The rows a run reads: ``lower <= cursor <= upper``, plus every row with a NULL cursor."""
-    if lower is None and upper is None:
-        return None  # first run of a table without a cursor value: everything
-    null = exp.or_(*(exp.Is(this=exp.column(c, quoted=True), expression=exp.Null())
-                     for c in columns))  # fmt: skip
-    bounds = []
-    if upper is not None:
-        if lower is not None:
-            bounds.append(_lexicographic(columns, lower, ">="))
-        bounds.append(_lexicographic(columns, upper, "<="))
-    if not bounds:
-        return null
-    return exp.or_(exp.paren(exp.and_(*(exp.paren(b) for b in bounds))), null)
-
-
 def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]:  # noqa: A001
     spec = ctx.spec
     if spec.strategy == "checksum":
@@ -251,7 +126,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
 
         return incremental_checksum.compile(ctx, after)
     columns = _cursor_columns(ctx)
-    types = _cursor_types(ctx, columns)
+    types = cursor_types(ctx, columns)
     keys = merge_keys(ctx)
     saved = ctx.state.get_watermark(ctx.job.name, ctx.target_name) if ctx.state else None
     start = saved[0] if saved else None
@@ -263,16 +138,10 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
             lower = [lookback_from(start[0], types[0], spec.lookback), *start[1:]]
         except ValueError as exc:
             raise ctx.issue(str(exc)) from None
-    counted = _count_and_max(ctx, columns[0], lower) if len(columns) == 1 else None
-    upper = source_max(ctx, columns) if counted is None else counted[1]
-    condition = window(columns, lower, upper)
-    where = ctx.where
-    if condition is not None:
-        where = condition if where is None else exp.and_(exp.paren(where.copy()), condition)
-    rows = ctx.catalog.count(ctx.source_name, where) if counted is None else counted[0]
+    upper, where, rows, once = plan_window(ctx, columns, types, lower)
     bounds: list[Any] = []
     key_sanitized = ctx.sanitize is not None and ctx.sanitize.key_sanitized
-    if ctx.key and not key_sanitized:  # chunked by key range as copy does (see the compiler)
+    if ctx.key and not key_sanitized and not once:  # chunked by key range as copy does
         key_arrow = next((c.arrow_type for c in ctx.columns if c.name == ctx.key), None)
         if key_arrow not in ("binary", "large_binary"):
             bounds = ctx.catalog.key_bounds(
@@ -289,12 +158,16 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
     create_steps = copy_mode._finalize_steps(ctx, names, "replace")["new"]
     advance = upper is not None and (
         start is None
-        or [_typed(v, t) for v, t in zip(upper, types, strict=True)]
-        >= [_typed(v, t) for v, t in zip(start, types, strict=True)]
+        or [typed(v, t) for v, t in zip(upper, types, strict=True)]
+        >= [typed(v, t) for v, t in zip(start, types, strict=True)]
     )
     mark = None
     if advance and upper is not None:
         mark = {"value": upper[0] if len(upper) == 1 else upper, "type": ",".join(types)}
+    count_stage = f"SELECT COUNT(*) FROM {stage_sql}"
+    if once:  # the new watermark is the largest cursor value staged
+        cursor_sql = quote_ident(columns[0], d)
+        count_stage = f"SELECT COUNT(*), MAX({cursor_sql}) FROM {stage_sql}"
     chunk_ids = tuple(t.id for t in tasks if t.kind == "chunk")
     tasks.append(
         Task(
@@ -311,7 +184,10 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
                 "drop_stage": drop,
                 "create": create_steps,
                 "transactional_ddl": ctx.target.capabilities.transactional_ddl,
-                "count_stage": f"SELECT COUNT(*) FROM {stage_sql}",
+                "count_stage": count_stage,
+                "watermark_read": once,
+                "watermark_from": start,
+                "watermark_type": ",".join(types),
                 **(verify_params(window_ctx, names["stage"]) if spec.verify == "checksum" else {}),
                 "watermark": mark,
             },
@@ -339,6 +215,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
             "watermark_from": shown(start),
             "read_from": shown(lower),
             "watermark_to": shown(upper),
+            "watermark_read": once,
             "chunk_rows": spec.chunk_rows,
             "verify": spec.verify,
             "where": spec.where,
@@ -375,7 +252,12 @@ def _finalize(task: Task, ctx: RunContext) -> TaskResult:
     expected = sum(
         r.rows for tid, r in ctx.results.items() if tid.startswith(f"{task.table}:chunk:")
     )
-    staged = int(target.scalar(p["count_stage"]) or 0)
+    mark = p["watermark"]
+    if p.get("watermark_read"):
+        counted, largest = target.rows(p["count_stage"])[0]
+        staged, mark = int(counted or 0), _staged_mark(p, largest)
+    else:
+        staged = int(target.scalar(p["count_stage"]) or 0)
     if p["verify"] == "count" and staged != expected:
         raise VerifyError(
             f"{task.table}: staging holds {staged} rows but {expected} were read; "
@@ -392,4 +274,17 @@ def _finalize(task: Task, ctx: RunContext) -> TaskResult:
     else:
         target.execute([p["merge"]])  # MariaDB: DROP TABLE would commit on its own
         target.execute([p["drop_stage"]])
-    return TaskResult(rows=staged, extra={"watermark": p["watermark"], "merged": staged})
+    return TaskResult(rows=staged, extra={"watermark": mark, "merged": staged})
+
+
+def _staged_mark(p: dict[str, Any], largest: Any) -> dict[str, Any] | None:
+    """The watermark a one-read run saves: the largest cursor value it staged, unless that is
+    below the stored one (a ``lookback`` window with nothing newer) or there is none (nothing
+    read but NULL cursors): then the stored watermark stays."""
+    if largest is None:
+        return None
+    value, kind = plain(largest), p["watermark_type"]
+    start = p["watermark_from"]
+    if start is not None and typed(value, kind) < typed(start[0], kind):
+        return None
+    return {"value": value, "type": kind}

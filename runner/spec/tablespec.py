@@ -116,7 +116,7 @@ class TableOptions(_Model):
     @field_validator("lookback")
     @classmethod
     def _duration(cls, value: str | int | None) -> str | int | None:
-        from runner.modes.incremental import parse_duration
+        from runner.modes._cursor_window import parse_duration
 
         if value is None or isinstance(value, int):
             return value

@@ -288,3 +288,82 @@ def test_composite_and_integer_cursors(tmp_path: Path, clean_env: Path) -> None:
             db.execute("UPDATE ev SET v = 'a', seq = 50 WHERE id = 950")
             db.execute("UPDATE ev SET v = 'a', batch = 0, seq = 5 WHERE id = 5")
             db.commit()
+
+
+def _pg_spread(pair: Pair, ids: range, stamp: datetime) -> None:
+    """Rows ``ids`` whose cursors are distinct seconds after ``stamp`` (no ties)."""
+    pair.source_sql(
+        f"INSERT INTO ev SELECT i, 'v' || i, TIMESTAMP '{stamp}' + i * INTERVAL '1 second' "
+        f"FROM generate_series({ids.start}, {ids.stop - 1}) AS g(i)"
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("crash", [False, True])
+def test_a_small_window_is_read_once(
+    request: pytest.FixtureRequest, tmp_path: Path, clean_env: Path, crash: bool
+) -> None:
+    """PostgreSQL -> PostgreSQL, a delta the planner estimates within one chunk: the run reads
+    every row from the watermark on in one read (no count, no max scan first), and the new
+    watermark is the largest cursor value staged. Updates, inserts, the tie at the watermark
+    and NULL cursors arrive; a crash after the merge and before the state write loses nothing."""
+    pair = _make("postgres", tmp_path, request)
+    _pg_spread(pair, range(1, 3001), T0)
+    ok(pair.run())
+    first = watermark(clean_env)[0]
+    assert first.startswith("2024-01-01 12:50:00")  # T0 + 3000 s
+    pair.source_sql("ANALYZE ev")  # the statistics a nightly job finds: from before the delta
+    pair.source_sql(
+        "UPDATE ev SET v = 'changed', updated_at = TIMESTAMP '2024-01-02' + id * INTERVAL '1 s' "
+        "WHERE id % 300 = 0"
+    )
+    _pg_spread(pair, range(3001, 3003), T0 + timedelta(days=2))
+    pair.source_sql("INSERT INTO ev VALUES (3003, 'no cursor', NULL)")
+    planned = json.loads(run_cli("plan", pair.job(), "--format", "json", cwd=pair.folder).stdout)
+    options = planned["tables"][0]["options"]
+    assert options["watermark_read"] is True and options["watermark_to"] is None
+    assert len(planned["tables"][0]["chunks"]) == 1
+    shown = run_cli("plan", pair.job(), cwd=pair.folder).stdout
+    assert "(the largest value the run reads" in shown
+    if crash:
+        env = {"ETLRUN_TEST_CRASH_AFTER": "ev_out:finalize", "ETLRUN_TEST_CRASH_SIGNAL": "KILL"}
+        crashed = pair.run(env=env)
+        assert crashed.returncode in (137, -9), crashed.stderr
+        assert watermark(clean_env)[0] == first  # merged, not recorded
+        ok(pair.run())  # resumes: staging is gone (merged), so the watermark stays ...
+        assert watermark(clean_env)[0] == first
+    ok(pair.run())  # ... and this run reads the window again, harmlessly, and records it
+    source = connect(pair.source)
+    try:
+        expected = source.rows('SELECT "id", "v" FROM ev ORDER BY "id"')
+        largest = source.rows("SELECT max(updated_at) FROM ev")[0][0]
+    finally:
+        source.close()
+    assert pair.target_rows() == expected
+    assert len(expected) == 3003 and dict(expected)[300] == "changed"
+    assert watermark(clean_env)[0] == largest.isoformat(sep=" ")  # 2024-01-03 12:50:02 ...
+    assert watermark(clean_env)[0].startswith("2024-01-03 12:50:02")
+    # the next run reads the tie at the watermark and the NULL cursor, and moves nothing back
+    ok(pair.run())
+    assert pair.target_rows() == expected
+    assert watermark(clean_env)[0].startswith("2024-01-03 12:50:02")
+
+
+@pytest.mark.postgres
+def test_a_window_estimated_over_one_chunk_is_counted_first(
+    request: pytest.FixtureRequest, tmp_path: Path, clean_env: Path
+) -> None:
+    """A delta the planner estimates above chunk_rows (statistics that saw the mass update)
+    is counted and bounded first, and read in several chunks."""
+    pair = _make("postgres", tmp_path, request)
+    _pg_spread(pair, range(1, 3001), T0)
+    ok(pair.run())
+    pair.source_sql("UPDATE ev SET updated_at = updated_at + INTERVAL '1 day'")
+    pair.source_sql("ANALYZE ev")
+    planned = json.loads(run_cli("plan", pair.job(), "--format", "json", cwd=pair.folder).stdout)
+    table = planned["tables"][0]
+    assert table["options"]["watermark_read"] is False
+    assert len(table["chunks"]) == 3 and table["rows"] == 3000
+    assert table["options"]["watermark_to"].startswith("2024-01-02 12:50:00")
+    ok(pair.run())
+    assert watermark(clean_env)[0].startswith("2024-01-02 12:50:00")
