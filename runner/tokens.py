@@ -143,12 +143,15 @@ class SourceTokens:
         return since
 
     def unchanged(
-        self, ranges: list[tuple[Any, Any]], known: list[Sums], stored: list[Token | None]
-    ) -> tuple[int, list[bool], list[Token | None]]:
-        """The 64-bit snapshot xmin read before anything else (the tokens stored after the run
-        hold from there), which chunks the stored tokens show unchanged, and their tokens."""
+        self,
+        ranges: list[tuple[Any, Any]],
+        known: list[Sums],
+        stored: list[Token | None],
+        xmin: int,
+    ) -> tuple[list[bool], list[Token | None]]:
+        """Which chunks the stored tokens show unchanged, and their tokens (holding from
+        ``xmin``, the 64-bit snapshot xmin read before this and the statements it covers)."""
         bounds = [hi for _, hi in ranges[:-1]]
-        xmin = self.snapshot_xmin()
         since = self.usable_since(stored, xmin)
         same = [False] * len(ranges)
         tokens: list[Token | None] = [None] * len(ranges)
@@ -160,4 +163,4 @@ class SourceTokens:
                 if token is not None and (rows, self.token(total)) == (known[i][0], token[0]):
                     same[i] = recent == 0
                     tokens[i] = (token[0], xmin) if same[i] else None
-        return xmin, same, tokens
+        return same, tokens

@@ -308,6 +308,8 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
             detected = source_sums(detect, tokens, ranges, known, held, pool, probe)
             sums, found, hashed = detected.sums, detected.tokens, detected.hashed
             scattered = " (scattered: the rest by row diff)" if detected.scattered else ""
+            if detected.scattered and tokens is not None and not detected.tokens_read:
+                scattered = " (scattered: row-version tokens not read, the rest by row diff)"
             logger.debug("{}: source checksums of {} chunk(s) in {:.2f}s{}", p["target"], hashed,
                          time.monotonic() - started, scattered)  # fmt: skip
             differ.scattered = detected.scattered

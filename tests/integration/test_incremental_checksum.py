@@ -334,7 +334,9 @@ def test_scattered_changes_go_straight_to_the_row_diff(
         )
     result = run_cli("--debug", "run", case.job(SMALL // 10), cwd=tmp_path)
     ok(result)
-    assert "scattered: the rest by row diff" in result.stderr, result.stderr
+    assert "the rest by row diff" in result.stderr, result.stderr
+    if kind != "sqlite-sqlite":  # every token would say "written": the scan is not made
+        assert "row-version tokens not read" in result.stderr, result.stderr
     inserted = 0 if kind == "postgres-text-key" else 2
     assert f"{inserted} inserted, 206 updated, 13 deleted" in result.stderr, result.stderr
     check = run_cli("check", case.job(SMALL // 10), cwd=tmp_path)
