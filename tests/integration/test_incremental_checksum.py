@@ -345,3 +345,31 @@ def test_scattered_changes_go_straight_to_the_row_diff(
     ok(again)
     assert "0 of 10 chunk(s) changed" in again.stderr, again.stderr
     assert "scattered" not in again.stderr
+
+
+def test_scattered_changes_are_row_diffed_in_bounded_spans(
+    tmp_path: Path,
+    clean_env: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A row diff holds both sides' keys and row hashes in memory, so adjacent changed chunks
+    are compared together only up to SPAN_ROWS rows: 10 chunks of 2,000 rows at a bound of
+    4,500 make five row diffs of two chunks, and every change still arrives."""
+    from runner.cli import main
+    from runner.modes import incremental_checksum
+
+    case = _case("sqlite-sqlite", tmp_path, request)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(case.job(SMALL // 10))]) == 0
+    case.source_sql("UPDATE ev SET name = 'changed' WHERE id % 194 = 0")  # 206 rows, every chunk
+    monkeypatch.setattr(incremental_checksum, "SPAN_ROWS", 4_500)
+    capfd.readouterr()
+    assert main(["--debug", "run", str(case.job(SMALL // 10))]) == 0
+    err = capfd.readouterr().err
+    assert "the rest by row diff" in err, err
+    spans = [line for line in err.splitlines() if "compared in" in line]
+    assert len(spans) == 5, spans
+    assert "0 inserted, 206 updated, 0 deleted" in err, err
+    assert main(["check", str(case.job(SMALL // 10))]) == 0
