@@ -76,7 +76,7 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self._idle_adbc: list[Any] = []
+        self._idle: dict[str, list[Any]] = {"adbc": [], "psycopg": []}
         self._idle_lock = threading.Lock()
 
     def _adbc(self) -> Any:
@@ -85,20 +85,29 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
 
         return adbc.connect(_libpq_uri(self.sqlalchemy_url()))
 
+    def _adbc_lease(self) -> contextlib.AbstractContextManager[Any]:
+        """An ADBC connection for one chunk's read or write (:meth:`_lease`). Opening one loads
+        the server's type catalog: 36 ms on the 2-core machine, paid by every chunk before."""
+        return self._lease("adbc", self._adbc)
+
+    def _psycopg_lease(self) -> contextlib.AbstractContextManager[Any]:
+        """A psycopg connection for one end of a chunk's pipe (:meth:`_lease`): 3 ms to open,
+        and a server process to start, twice a chunk before."""
+        return self._lease("psycopg", self._psycopg)
+
     @contextlib.contextmanager
-    def _adbc_lease(self) -> Iterator[Any]:
-        """An ADBC connection for one chunk's read or write, kept for the next chunk. Opening one
-        loads the server's type catalog: 36 ms on the 2-core machine (psycopg: 3 ms), paid by
-        every chunk before. A connection that raised, or whose caller stopped early, is closed
-        instead of kept; a kept one that no longer answers is replaced."""
+    def _lease(self, kind: str, open_new: Callable[[], Any]) -> Iterator[Any]:
+        """A connection of ``kind`` kept from an earlier chunk, or a new one; kept again for the
+        next chunk when the caller is done with it. One that raised, or whose caller stopped
+        early, is closed instead; a kept one that no longer answers is replaced."""
         conn = None
         with self._idle_lock:
-            if self._idle_adbc:
-                conn = self._idle_adbc.pop()
+            if self._idle[kind]:
+                conn = self._idle[kind].pop()
         if conn is not None and not _answers(conn):
             conn = None
         if conn is None:
-            conn = self._adbc()
+            conn = open_new()
         try:
             yield conn
             conn.rollback()  # whatever the caller left open ends here, not in the next chunk
@@ -107,11 +116,12 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
                 conn.close()
             raise
         with self._idle_lock:
-            self._idle_adbc.append(conn)
+            self._idle[kind].append(conn)
 
     def close(self) -> None:
         with self._idle_lock:
-            idle, self._idle_adbc = self._idle_adbc, []
+            idle = [c for kept in self._idle.values() for c in kept]
+            self._idle = {kind: [] for kind in self._idle}
         for conn in idle:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -158,17 +168,9 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
             return None
         from runner.connectors import pg_pipe
 
-        reader = source._psycopg()
-        try:
-            writer = self._psycopg()
-            try:
-                return pg_pipe.pipe(
-                    reader, writer, select, table, columns, before, check_cancel, progress
-                )
-            finally:
-                writer.close()
-        finally:
-            reader.close()
+        with source._psycopg_lease() as reader, self._psycopg_lease() as writer:
+            return pg_pipe.pipe(reader, writer, select, table, columns, before, check_cancel,
+                                progress)  # fmt: skip
 
     def read(self, sql: str, schema: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
         with map_driver_errors("reading from the source"), self._adbc_lease() as conn:

@@ -63,3 +63,35 @@ def test_chunks_reuse_one_adbc_connection_and_replace_a_dead_one(pg_url: str) ->
             break
         time.sleep(0.05)
     assert _backends(pg_url) == []
+
+
+@pytest.mark.postgres
+def test_piped_chunks_reuse_their_two_connections(pg_url: str) -> None:
+    """A piped chunk leases a reader and a writer and gives them back: three chunks open two
+    connections, not six, and a chunk the target refuses closes its own instead of keeping
+    them."""
+    import servers
+
+    from runner.connectors import connect
+
+    with servers.postgres_connect(pg_url) as conn:
+        conn.execute("CREATE TABLE pipe_src (id bigint PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO pipe_src SELECT i, 'v' || i FROM generate_series(1, 300) g(i)")
+        conn.execute("CREATE TABLE pipe_dst (id bigint PRIMARY KEY, v text)")
+    connector = connect(pg_url)
+    try:
+        connector.check()
+        before = _backends(pg_url)
+        for lo in (0, 100, 200):
+            select = f"SELECT id, v FROM pipe_src WHERE id > {lo} AND id <= {lo + 100}"
+            result = connector.pipe_from(connector, select, "pipe_dst", ["id", "v"], [],
+                                         lambda: None, lambda rows, size: None)  # fmt: skip
+            assert result is not None and result.rows == 100
+        assert len([pid for pid in _backends(pg_url) if pid not in before]) == 2
+        with pytest.raises(Exception, match="duplicate key"):
+            connector.pipe_from(connector, "SELECT id, v FROM pipe_src WHERE id <= 5", "pipe_dst",
+                                ["id", "v"], [], lambda: None, lambda rows, size: None)  # fmt: skip
+        with servers.postgres_connect(pg_url) as conn:
+            assert conn.execute("SELECT count(*) FROM pipe_dst").fetchone() == (300,)
+    finally:
+        connector.close()
