@@ -173,7 +173,8 @@ def read_once(
     it fits ``chunk_rows``), the chunk reads every row from the old watermark in one snapshot,
     and the finalize step takes the new watermark from the staged rows, which hold the cursor
     values as read: staging and source are both PostgreSQL, and the cursor is an integer, date
-    or timestamp, so its largest value is the same on both sides. One snapshot makes this as
+    or timestamp staged as itself (no ``types:`` override), so its largest value is the same on
+    both sides. One snapshot makes this as
     safe as the bounded window: a row committed after it has a later cursor value (or arrives
     within ``lookback``) either way. An estimate far too low (statistics older than a mass
     update) costs one big chunk instead of several, nothing else.
@@ -184,6 +185,7 @@ def read_once(
         or ctx.source.dialect != "postgres"
         or ctx.target.dialect != "postgres"
         or not types[0].startswith(ONE_READ_TYPES)
+        or columns[0] in (ctx.spec.types or {})  # staged as another type: not the same largest
     ):
         return None
     where = since(columns, lower)
