@@ -75,8 +75,9 @@ def _table_text(table: TablePlan, plan: Plan) -> list[str]:
         if o.get("watermark_read"):
             to = "(the largest value the run reads, taken from staging after one read)"
         lines.append(f"  watermark {o['cursor']}: {start} -> {to}{back}")
+        guessed = " (the planner's estimate: not counted)" if o.get("watermark_read") else ""
         lines.append(
-            f"  ~{table.rows:,} rows to insert or update, merged by "
+            f"  ~{table.rows:,} rows{guessed} to insert or update, merged by "
             f"{', '.join(o['merge_key'])}; NULL cursors re-read"
         )
     if table.mode == "purge":

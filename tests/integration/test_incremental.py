@@ -325,6 +325,7 @@ def test_a_small_window_is_read_once(
     assert len(planned["tables"][0]["chunks"]) == 1
     shown = run_cli("plan", pair.job(), cwd=pair.folder).stdout
     assert "(the largest value the run reads" in shown
+    assert "rows (the planner's estimate: not counted) to insert or update" in shown
     if crash:
         env = {"ETLRUN_TEST_CRASH_AFTER": "ev_out:finalize", "ETLRUN_TEST_CRASH_SIGNAL": "KILL"}
         crashed = pair.run(env=env)
