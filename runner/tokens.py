@@ -2,8 +2,8 @@
 
 Every INSERT and UPDATE in PostgreSQL writes a new tuple version stamped with the writing
 (sub)transaction's id, ``xmin``; a DELETE ends a version. A chunk's token is read from the key
-and the system columns only (no column is decoded): its row count, the sum of
-``hash_record_extended(ROW(tableoid, key, xmin), 0)`` over its rows, and how many of its rows
+and the system columns only (no column is decoded): its row count, the sum of a 64-bit hash of
+``(tableoid, key, xmin)`` over its rows (:meth:`SourceTokens._token`), and how many of its rows
 were written since the snapshot the stored token was read in (``xmin`` at or after that
 snapshot's xmin, the oldest transaction then still running). A chunk is unchanged when that
 count is 0 and the row count and sum equal the stored ones. Why that cannot say "unchanged"
@@ -62,6 +62,11 @@ WINDOW = 1 << 30
 """Transactions a stored token stays usable for (ids wrap at 2^32)."""
 WRAP = 1 << 32
 
+SCHEME = 2
+"""The token formula's version, part of every stored token: tokens of another formula are not
+compared (their chunks are hashed by content once, and get tokens of this one)."""
+INTEGER_KEYS = ("int16", "int32", "int64")
+
 Token = tuple[str, int]
 """What a chunk stores: ("<cluster>:<hash sum>", the 64-bit snapshot xmin it holds from)."""
 
@@ -71,10 +76,19 @@ class SourceTokens:
 
     def __init__(self, side: HashSide, cluster: str) -> None:
         self.side = side
-        self.cluster = cluster
-        self.row_token = (
-            f"hash_record_extended(ROW(tableoid, {quote_ident(side.key, 'postgres')}, xmin), 0)"
-        )
+        self.cluster = f"{cluster}#{SCHEME}"
+        self.row_token = self._token("tableoid", "xmin", "CAST(CAST(xmin AS TEXT) AS BIGINT)")
+
+    def _token(self, oid: str, xid: str, xid_number: str) -> str:
+        """A row's token from its table's oid, its xmin, and that xmin as a number (the SQL
+        expression of each). An integer key and those two numbers in one ``hashint8extended``
+        (the table's oid in the seed's high 32 bits, the 32-bit xmin in the low ones) cost
+        0.40 s per 1M rows with the number computed once, against 0.47-0.51 s for the record
+        hash that any other key takes."""
+        key = quote_ident(self.side.key, "postgres")
+        if self.side.key_type in INTEGER_KEYS:
+            return f"hashint8extended(CAST({key} AS BIGINT), ({oid}::bigint << 32) + {xid_number})"
+        return f"hash_record_extended(ROW({oid}, {key}, {xid}), 0)"
 
     @classmethod
     def probe(cls, side: HashSide) -> SourceTokens | None:
@@ -116,14 +130,21 @@ class SourceTokens:
         (modulo 2^32, up to the statement's own snapshot: parallel-safe, unlike ``age``)."""
         s = self.side
         recent = (
-            f"mod(xmin::text::bigint - {since % WRAP} + {WRAP}, {WRAP}) < "
+            f"mod(etlrun_x - {since % WRAP} + {WRAP}, {WRAP}) < "
             f"(SELECT txid_snapshot_xmax(txid_current_snapshot())) - {since}"
         )
+        # xmin as a number once per row (the fence keeps the subquery from being flattened,
+        # which would compute it twice): the text cast is most of what a token costs
+        versions = (
+            f"SELECT {quote_ident(s.key, 'postgres')}, tableoid AS etlrun_oid, "
+            "xmin AS etlrun_xid, CAST(CAST(xmin AS TEXT) AS BIGINT) AS etlrun_x "
+            f"FROM {quote_table(s.table, 'postgres')}"
+            f"{where_sql(s.key, s.key_type, None, None, 'postgres', s.where)} OFFSET 0"
+        )
+        token = self._token("etlrun_oid", "etlrun_xid", "etlrun_x")
         inner = (
             f"SELECT {bucket_case(s.key, s.key_type, bounds, 'postgres')} AS etlrun_b, "
-            f"{self.row_token} AS etlrun_t, {recent} AS etlrun_r "
-            f"FROM {quote_table(s.table, 'postgres')}"
-            f"{where_sql(s.key, s.key_type, None, None, 'postgres', s.where)}"
+            f"{token} AS etlrun_t, {recent} AS etlrun_r FROM ({versions}) etlrun_versions"
         )
         return (
             "SELECT etlrun_b, COUNT(*), COALESCE(SUM(etlrun_t), 0), "

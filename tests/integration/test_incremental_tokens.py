@@ -310,3 +310,31 @@ def test_crash_between_target_commit_and_state_write(how: str, job: Job) -> None
     # bisected against the target: no token from that run; the next run checksums it, equal
     assert job.report()["hashed"] == 1
     assert job.report()["hashed"] == 0
+
+
+@pytest.mark.parametrize("key_type", ["int64", "string"])
+def test_a_token_read_by_a_checksum_statement_is_the_scans_token(
+    pg_url: str, key_type: str
+) -> None:
+    """Tokens are stored from the content checksum statements (``row_token`` on the table) and
+    compared with the token scan (the same hash over a fenced subquery that converts xmin once):
+    both must give the same sum, for integer keys (hashint8extended) and any other
+    (hash_record_extended), or no chunk would ever be skipped."""
+    from runner.connectors import connect
+    from runner.segdiff import HashSide
+    from runner.tokens import SourceTokens
+
+    kind = "BIGINT" if key_type == "int64" else "TEXT"
+    sql(pg_url, f"CREATE TABLE tk (k {kind} PRIMARY KEY, v TEXT)",
+        f"INSERT INTO tk SELECT CAST(i AS {kind}), 'v' FROM generate_series(1, 1000) i",
+        "UPDATE tk SET v = 'w' WHERE CAST(k AS TEXT) LIKE '%7'")  # fmt: skip
+    connector = connect(pg_url)
+    try:
+        side = HashSide(connector, "tk", [("k", kind), ("v", "TEXT")], "k", key_type, "native")
+        tokens = SourceTokens.probe(side)
+        assert tokens is not None
+        stored = sql(pg_url, f"SELECT SUM({tokens.row_token}) FROM tk")[0][0]
+        scanned = connector.rows(tokens.scan_sql([], 0))
+        assert [(int(r[0]), int(r[1]), int(r[2])) for r in scanned] == [(0, 1000, int(stored))]
+    finally:
+        connector.close()
