@@ -21,8 +21,8 @@ lags.
 from __future__ import annotations
 
 import contextlib
-import select as selectors
 from collections.abc import Callable, Iterator, Sequence
+from select import select as _readable
 from typing import Any
 
 from runner.connectors.base import Statement, WriteResult, map_driver_errors
@@ -175,7 +175,7 @@ def _copy_out(conn: Any, copy_to: str) -> Iterator[Any]:
 
 
 def _wait(pgconn: Any) -> None:
-    selectors.select([pgconn.socket], [], [])
+    _readable([pgconn.socket], [], [])  # without the GIL
 
 
 def _drain(pgconn: Any) -> None:

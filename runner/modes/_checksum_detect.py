@@ -73,9 +73,10 @@ def source_sums(
         scattered = all(hashed[i][0] != known[i] for i in picks)
     same: list[bool] = [False] * n
     found: list[Token | None] = [None] * n
-    read = tokens is not None and not scattered  # scattered: every chunk goes to the row diff
-    if read:
-        same, found = tokens.unchanged(ranges, known, held, xmin)  # type: ignore[union-attr]
+    read = False
+    if tokens is not None and not scattered:  # scattered: every chunk goes to the row diff
+        same, found = tokens.unchanged(ranges, known, held, xmin)
+        read = True
     todo = [i for i in range(n) if not same[i]]
     if not scattered:
         hashed.update(hash_runs(detect, ranges, [i for i in todo if i not in hashed], extra))

@@ -188,9 +188,7 @@ def read_once(
         or columns[0] in (ctx.spec.types or {})  # staged as another type: not the same largest
     ):
         return None
-    where = since(columns, lower)
-    if ctx.where is not None:
-        where = exp.and_(exp.paren(ctx.where.copy()), where)
+    where = _and(ctx.where, since(columns, lower))
     guess = ctx.source.estimated_rows(ctx.source_name, where.sql(dialect="postgres", identify=True))
     if guess is None or guess > (ctx.spec.chunk_rows or 100_000):
         return None
@@ -204,18 +202,16 @@ def plan_window(
     the rows it staged, or the source has none), the WHERE that selects its rows, their count
     (an estimate when read once), and whether it is read once."""
     once = read_once(ctx, columns, types, lower)
-    counted: tuple[int, list[Any] | None] | None = None
-    if once is not None and lower is not None:
-        upper, condition = None, since(columns, lower)
-    else:
-        counted = count_and_max(ctx, columns[0], lower) if len(columns) == 1 else None
-        upper = source_max(ctx, columns) if counted is None else counted[1]
-        condition = window(columns, lower, upper)
-    where = ctx.where
-    if condition is not None:
-        where = condition if where is None else exp.and_(exp.paren(where.copy()), condition)
-    if once is not None:
-        rows = once
-    else:
-        rows = ctx.catalog.count(ctx.source_name, where) if counted is None else counted[0]
-    return upper, where, rows, once is not None
+    if once is not None and lower is not None:  # (read_once needs a lower bound)
+        return None, _and(ctx.where, since(columns, lower)), once, True
+    counted = count_and_max(ctx, columns[0], lower) if len(columns) == 1 else None
+    upper = source_max(ctx, columns) if counted is None else counted[1]
+    condition = window(columns, lower, upper)
+    where = ctx.where if condition is None else _and(ctx.where, condition)
+    rows = ctx.catalog.count(ctx.source_name, where) if counted is None else counted[0]
+    return upper, where, rows, False
+
+
+def _and(where: exp.Expression | None, condition: exp.Expression) -> exp.Expression:
+    """``condition``, within the spec's ``where:`` when there is one."""
+    return condition if where is None else exp.and_(exp.paren(where.copy()), condition)

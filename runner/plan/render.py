@@ -72,10 +72,11 @@ def _table_text(table: TablePlan, plan: Plan) -> list[str]:
         start = "(unset: every row)" if o["watermark_from"] is None else o["watermark_from"]
         back = f", reading from {o['read_from']}" if o["read_from"] != o["watermark_from"] else ""
         to = "(no cursor value: stays)" if o["watermark_to"] is None else o["watermark_to"]
+        guessed = ""
         if o.get("watermark_read"):
             to = "(the largest value the run reads, taken from staging after one read)"
+            guessed = " (the planner's estimate: not counted)"
         lines.append(f"  watermark {o['cursor']}: {start} -> {to}{back}")
-        guessed = " (the planner's estimate: not counted)" if o.get("watermark_read") else ""
         lines.append(
             f"  ~{table.rows:,} rows{guessed} to insert or update, merged by "
             f"{', '.join(o['merge_key'])}; NULL cursors re-read"
