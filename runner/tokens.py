@@ -3,9 +3,9 @@
 Every INSERT and UPDATE in PostgreSQL writes a new tuple version stamped with the writing
 (sub)transaction's id, ``xmin``; a DELETE ends a version. A chunk's token is read from the key
 and the system columns only (no column is decoded): its row count, the sum of a 64-bit hash of
-``(tableoid, key, xmin)`` over its rows (:meth:`SourceTokens._token`), and how many of its rows
-were written since the snapshot the stored token was read in (``xmin`` at or after that
-snapshot's xmin, the oldest transaction then still running). A chunk is unchanged when that
+``(tableoid, key)`` over its rows (:meth:`SourceTokens._token`), and how many of its rows were
+written since the snapshot the stored token was read in (``xmin`` at or after that snapshot's
+xmin, the oldest transaction then still running). A chunk is unchanged when that
 count is 0 and the row count and sum equal the stored ones. Why that cannot say "unchanged"
 about a chunk that changed:
 
@@ -17,10 +17,10 @@ about a chunk that changed:
   left a ``where:`` filter without being written (a filter on ``now()``), and rows moved
   between partitions or tables (``tableoid``).
 - Freezing keeps the raw xmin since PostgreSQL 9.4 (it sets infomask bits); an older server
-  overwrote it, which only makes a frozen chunk look changed. Ids are 32-bit and wrap: the
-  recent rows are counted in the window ``[stored xmin, now)`` modulo 2^32, and a token older
-  than 2^30 transactions is not used; a wrapped ancient id falling in the window only costs a
-  false "changed".
+  overwrote it with the frozen id, which is never recent (and was committed long before).
+  Ids are 32-bit and wrap: the recent rows are counted in the window ``[stored xmin, now)``
+  modulo 2^32 (by ``age()``), and a token older than 2^30 transactions is not used; a wrapped
+  ancient id falling in the window only costs a false "changed".
 - Ids are only comparable within one line of history: the token carries the cluster's system
   identifier and timeline, so a promoted standby (its ids may repeat lost ones), a restored
   backup or another server never matches. ``pg_upgrade`` (a new cluster), a dump and
@@ -42,10 +42,15 @@ Chunks applied by the run store no token, because the rows the target got were r
 any token: a row inserted after the token and deleted before the next run would leave the
 token as it was and the row in the target. The next run checksums them and stores a token.
 The stored snapshot xmin is read before the statements it covers (earlier is only safer).
+
+The token scan reads every row's key and xmin. A plain table (PostgreSQL 14 or later) is read
+in :data:`SCAN_PARTS` page ranges (TID range scans) by as many connections sharing one
+exported snapshot: 5M rows in 0.8 s against 1.4 s in one statement.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from loguru import logger
@@ -62,10 +67,17 @@ WINDOW = 1 << 30
 """Transactions a stored token stays usable for (ids wrap at 2^32)."""
 WRAP = 1 << 32
 
-SCHEME = 2
+SCHEME = 3
 """The token formula's version, part of every stored token: tokens of another formula are not
 compared (their chunks are hashed by content once, and get tokens of this one)."""
 INTEGER_KEYS = ("int16", "int32", "int64")
+FIRST_NORMAL_XID = 3
+"""Ids below it are special (frozen, bootstrap, invalid): never a row's xmin, never a snapshot's."""
+SCAN_PARTS = 2
+"""Page ranges a big table's token scan is split in, each read by its own server process (the
+detection's other statements also run two at a time)."""
+SPLIT_PAGES = int(os.environ.get("ETLRUN_TOKEN_SPLIT_PAGES", 4096))
+"""Tables smaller than this (32 MB of 8 kB pages) are scanned in one statement."""
 
 Token = tuple[str, int]
 """What a chunk stores: ("<cluster>:<hash sum>", the 64-bit snapshot xmin it holds from)."""
@@ -74,21 +86,20 @@ Token = tuple[str, int]
 class SourceTokens:
     """Row-version tokens of one PostgreSQL source table (see the module docstring)."""
 
-    def __init__(self, side: HashSide, cluster: str) -> None:
+    def __init__(self, side: HashSide, cluster: str, pages: int | None = None) -> None:
         self.side = side
         self.cluster = f"{cluster}#{SCHEME}"
-        self.row_token = self._token("tableoid", "xmin", "CAST(CAST(xmin AS TEXT) AS BIGINT)")
+        self.pages = pages
+        """The table's size in pages, when its token scan can be split by page ranges."""
+        self.row_token = self._token("tableoid")
 
-    def _token(self, oid: str, xid: str, xid_number: str) -> str:
-        """A row's token from its table's oid, its xmin, and that xmin as a number (the SQL
-        expression of each). An integer key and those two numbers in one ``hashint8extended``
-        (the table's oid in the seed's high 32 bits, the 32-bit xmin in the low ones) cost
-        0.40 s per 1M rows with the number computed once, against 0.47-0.51 s for the record
-        hash that any other key takes."""
+    def _token(self, oid: str) -> str:
+        """A row's token, from the SQL expression of its table's oid: an integer key in one
+        ``hashint8extended`` seeded with the oid, any other key with the oid in a record hash."""
         key = quote_ident(self.side.key, "postgres")
         if self.side.key_type in INTEGER_KEYS:
-            return f"hashint8extended(CAST({key} AS BIGINT), ({oid}::bigint << 32) + {xid_number})"
-        return f"hash_record_extended(ROW({oid}, {key}, {xid}), 0)"
+            return f"hashint8extended(CAST({key} AS BIGINT), CAST({oid} AS BIGINT))"
+        return f"hash_record_extended(ROW({oid}, {key}), 0)"
 
     @classmethod
     def probe(cls, side: HashSide) -> SourceTokens | None:
@@ -104,18 +115,23 @@ class SourceTokens:
                 "SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid) "
                 "SELECT (SELECT string_agg(DISTINCT CAST(c.relkind AS TEXT), '') "
                 "FROM tree t JOIN pg_class c ON c.oid = t.oid), "
-                "s.system_identifier, k.timeline_id "
+                "s.system_identifier, k.timeline_id, (SELECT COUNT(*) FROM tree), "
+                "CAST(current_setting('server_version_num') AS INT), "
+                f"pg_relation_size(to_regclass({name})) / "
+                "CAST(current_setting('block_size') AS INT) "
                 "FROM pg_control_system() s CROSS JOIN pg_control_checkpoint() k"
             )
         except EtlrunError as exc:  # e.g. pg_control_* not granted: compare as without tokens
             logger.debug("{}: no row-version tokens ({})", side.table, exc)
             return None
-        kinds, system, timeline = found[0]
+        kinds, system, timeline, members, version, pages = found[0]
         if not kinds or any(k not in KINDS for k in str(kinds)):
             # a view, or a foreign table anywhere in the tree: rows without versions of ours
             logger.debug("{}: relkind {!r} has no row versions: no tokens", side.table, kinds)
             return None
-        return cls(side, f"{system}/{timeline}")
+        # TID range scans (PostgreSQL 14) read a page range of one table and no more
+        split = kinds == "r" and _int(members) == 1 and _int(version) >= 140000
+        return cls(side, f"{system}/{timeline}", _int(pages) if split else None)
 
     def snapshot_xmin(self) -> int:
         """The 64-bit xmin of a snapshot taken now: every transaction below it has ended."""
@@ -125,31 +141,48 @@ class SourceTokens:
     def token(self, total: int) -> str:
         return f"{self.cluster}:{total}"
 
-    def scan_sql(self, bounds: list[Any], since: int) -> str:
-        """Per range: rows, hash sum, and rows written at or after the 64-bit xid ``since``
-        (modulo 2^32, up to the statement's own snapshot: parallel-safe, unlike ``age``)."""
+    def scan_statements(self, bounds: list[Any], since: int) -> list[str]:
+        """Per range: rows, hash sum, and rows written at or after the 64-bit xid ``since``;
+        one statement per page range of the table (:data:`SCAN_PARTS` when it is big enough).
+
+        A row is recent when ``since`` is at most as old as its xmin: both ``age()``s count
+        from one transaction id, taken once per transaction (beyond every id the read-only
+        snapshot sees), and a negative age (an id so old it wrapped) is not recent. The age of
+        an integer is ~0.3 s per 5M rows cheaper than turning xmin into a number by text."""
         s = self.side
-        recent = (
-            f"mod(etlrun_x - {since % WRAP} + {WRAP}, {WRAP}) < "
-            f"(SELECT txid_snapshot_xmax(txid_current_snapshot())) - {since}"
-        )
-        # xmin as a number once per row (the fence keeps the subquery from being flattened,
-        # which would compute it twice): the text cast is most of what a token costs
-        versions = (
-            f"SELECT {quote_ident(s.key, 'postgres')}, tableoid AS etlrun_oid, "
-            "xmin AS etlrun_xid, CAST(CAST(xmin AS TEXT) AS BIGINT) AS etlrun_x "
-            f"FROM {quote_table(s.table, 'postgres')}"
-            f"{where_sql(s.key, s.key_type, None, None, 'postgres', s.where)} OFFSET 0"
-        )
-        token = self._token("etlrun_oid", "etlrun_xid", "etlrun_x")
-        inner = (
-            f"SELECT {bucket_case(s.key, s.key_type, bounds, 'postgres')} AS etlrun_b, "
-            f"{token} AS etlrun_t, {recent} AS etlrun_r FROM ({versions}) etlrun_versions"
-        )
-        return (
-            "SELECT etlrun_b, COUNT(*), COALESCE(SUM(etlrun_t), 0), "
-            f"COUNT(*) FILTER (WHERE etlrun_r) FROM ({inner}) etlrun_rows GROUP BY etlrun_b"
-        )
+        first = max(since % WRAP, FIRST_NORMAL_XID)  # ids below it are never a row's xmin
+        recent = f"age(xmin) BETWEEN 0 AND (SELECT age(CAST('{first}' AS xid)))"
+        bucket = bucket_case(s.key, s.key_type, bounds, "postgres")
+        filtered = where_sql(s.key, s.key_type, None, None, "postgres", s.where)
+        parts = SCAN_PARTS if self.pages is not None and self.pages >= SPLIT_PAGES else 1
+        statements = []
+        for n in range(parts):
+            conditions = [filtered.removeprefix(" WHERE ")] if filtered else []
+            if n > 0:
+                conditions.append(f"ctid >= '({self.pages * n // parts},0)'")
+            if n < parts - 1:
+                conditions.append(f"ctid < '({self.pages * (n + 1) // parts},0)'")
+            where = " WHERE " + " AND ".join(f"({c})" for c in conditions) if conditions else ""
+            statements.append(
+                f"SELECT etlrun_b, COUNT(*), COALESCE(SUM(etlrun_t), 0), "
+                "COUNT(*) FILTER (WHERE etlrun_r) FROM ("
+                f"SELECT {bucket} AS etlrun_b, {self.row_token} AS etlrun_t, {recent} AS etlrun_r "
+                f"FROM {quote_table(s.table, 'postgres')}{where}) etlrun_rows GROUP BY etlrun_b"
+            )
+        return statements
+
+    def scan(self, bounds: list[Any], since: int) -> dict[int, tuple[int, int, int]]:
+        """Per range (by its number): rows, hash sum, recent rows (:meth:`scan_statements`)."""
+        found: dict[int, tuple[int, int, int]] = {}
+        for part in self.side.connector.rows_in_one_snapshot(  # type: ignore[attr-defined]
+            self.scan_statements(bounds, since)
+        ):
+            for bucket, *values in part:
+                before = found.get(_int(bucket), (0, 0, 0))
+                found[_int(bucket)] = tuple(  # type: ignore[assignment]
+                    a + _int(b) for a, b in zip(before, values, strict=True)
+                )
+        return found
 
     def usable_since(self, stored: list[Token | None], now: int) -> int | None:
         """The oldest stored snapshot xmin, when the stored tokens can be used at all."""
@@ -177,10 +210,9 @@ class SourceTokens:
         same = [False] * len(ranges)
         tokens: list[Token | None] = [None] * len(ranges)
         if since is not None:
-            scanned = self.side.connector.rows(self.scan_sql(bounds, since))
-            found: dict[int, tuple[Any, ...]] = {_int(r[0]): r[1:] for r in scanned}
+            found = self.scan(bounds, since)
             for i, token in enumerate(stored):
-                rows, total, recent = (_int(v) for v in found.get(i, (0, 0, 0)))
+                rows, total, recent = found.get(i, (0, 0, 0))
                 if token is not None and (rows, self.token(total)) == (known[i][0], token[0]):
                     same[i] = recent == 0
                     tokens[i] = (token[0], xmin) if same[i] else None

@@ -152,6 +152,30 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
                 _libpq_uri(self.sqlalchemy_url()), connect_timeout=10, client_encoding="UTF8"
             )
 
+    def rows_in_one_snapshot(self, statements: list[str]) -> list[list[tuple[Any, ...]]]:
+        """The rows of each statement, run at once on a connection each, all reading one
+        snapshot: the first exports it and the others import it, as ``pg_dump --jobs`` does.
+        So one scan split in parts keeps as many server processes busy and still reads one
+        state of the table. Each transaction is read-only, so none is given a transaction id
+        (``age()`` then measures from a transaction id beyond every row it can see)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        begin = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+        with contextlib.ExitStack() as stack, map_driver_errors("reading from the source"):
+            conns = [stack.enter_context(self._psycopg_lease()) for _ in statements]
+            for conn in conns:
+                conn.execute(begin)
+            if len(conns) > 1:
+                snapshot = conns[0].execute("SELECT pg_export_snapshot()").fetchone()[0]
+                for conn in conns[1:]:
+                    conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            with ThreadPoolExecutor(len(conns)) as pool:
+                futures = [
+                    pool.submit(lambda c, s: c.execute(s).fetchall(), conn, sql)
+                    for conn, sql in zip(conns, statements, strict=True)
+                ]
+                return [f.result() for f in futures]
+
     def pipe_from(
         self,
         source: Any,

@@ -95,3 +95,47 @@ def test_piped_chunks_reuse_their_two_connections(pg_url: str) -> None:
             assert conn.execute("SELECT count(*) FROM pipe_dst").fetchone() == (300,)
     finally:
         connector.close()
+
+
+@pytest.mark.postgres
+def test_statements_in_one_snapshot_see_the_same_rows_while_others_commit(pg_url: str) -> None:
+    """``rows_in_one_snapshot`` runs each statement on its own connection, all in the first
+    one's exported snapshot: while another connection commits inserts as fast as it can, the
+    parts still count the same rows and report the same snapshot, every time. The connections
+    are kept for the next call, and a failing statement is reported as the source's error."""
+    import threading
+
+    import servers
+
+    from runner.connectors import connect
+    from runner.errors import EtlrunError
+
+    with servers.postgres_connect(pg_url) as conn:
+        conn.execute("CREATE TABLE snap (id bigserial PRIMARY KEY)")
+    stop = threading.Event()
+
+    def write() -> None:
+        with servers.postgres_connect(pg_url) as conn:
+            while not stop.is_set():
+                conn.execute("INSERT INTO snap DEFAULT VALUES")
+
+    connector = connect(pg_url)
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        statement = "SELECT pg_current_snapshot()::text, pg_sleep(0.01), COUNT(*) FROM snap"
+        seen = []
+        for _ in range(10):
+            (a,), (b,) = connector.rows_in_one_snapshot([statement, statement])
+            assert (a[0], a[2]) == (b[0], b[2])
+            seen.append(a[2])
+        assert seen[-1] > seen[0]  # the writer did commit meanwhile
+        before = _backends(pg_url)
+        connector.rows_in_one_snapshot([statement, statement])
+        assert _backends(pg_url) == before
+        with pytest.raises(EtlrunError, match="division by zero"):
+            connector.rows_in_one_snapshot([statement, "SELECT 1 / 0"])
+    finally:
+        stop.set()
+        writer.join()
+        connector.close()
