@@ -5,8 +5,10 @@ computed on both sides at once (one grouped scan per side, plan/segments.py); th
 still differ are split again. A range stops splitting and its rows' keys and hashes are read
 from both sides (the row diff) when it holds at most ``leaf`` rows, when it cannot be split, or
 when most of its rows sit in differing sub-ranges (changes scattered everywhere: splitting
-further would scan the same rows again and narrow nothing). The row diff names every key to
-insert, update or delete. This is data-diff's technique, with the "scattered" stop added so that
+further would scan the same rows again and narrow nothing). Adjacent differing sub-ranges are
+row-diffed together while they are small (:data:`RUN_ROWS`): a contiguous block of changes
+would otherwise be scanned again at every level. The row diff names every key to insert,
+update or delete. This is data-diff's technique, with the "scattered" stop added so that
 1% of rows changed all over a table costs about two scans per side, not one per level.
 
 Used by ``etlrun check`` (reports the ranges), ``incremental`` with ``strategy: checksum`` and
@@ -36,9 +38,13 @@ EMPTY: Sums = (0, 0, 0)
 SPLIT = 16
 LEAF = 2000
 DENSE = 0.5
+"""Stop bisecting when more than this share of a range's rows is in differing sub-ranges."""
+RUN_ROWS = 100_000
+"""Adjacent differing sub-ranges holding at most this many rows in all are row-diffed together:
+changes running across sub-range boundaries are a contiguous block (a day's rows, a batch
+update), which every further level would scan again whole."""
 SMALL_READ = 20_000
 """Row hashes of at most this many rows are fetched on the open connection (no Arrow reader)."""
-"""Stop bisecting when more than this share of a range's rows is in differing sub-ranges."""
 
 
 def _int(value: Any) -> int:
@@ -319,6 +325,30 @@ class Differ:
         if top:
             self.scattered = False
         leaves: list[Leaf] = []
-        for i in differing:
-            leaves += self.diff(*subs[i], ss[i], tt[i], top=False)
+        for a, b in runs_of(differing):
+            if a == b:
+                leaves += self.diff(*subs[a], ss[a], tt[a], top=False)
+                continue
+            s_run, t_run = total(ss[a : b + 1]), total(tt[a : b + 1])
+            if max(s_run[0], t_run[0]) <= RUN_ROWS:
+                leaves.append(self.row_diff(subs[a][0], subs[b][1], s_run, t_run))
+            else:
+                for i in range(a, b + 1):
+                    leaves += self.diff(*subs[i], ss[i], tt[i], top=False)
         return leaves
+
+
+def runs_of(indexes: list[int]) -> list[tuple[int, int]]:
+    """Sorted ``indexes`` as runs of consecutive ones: ``[1, 2, 3, 7]`` -> ``[(1, 3), (7, 7)]``."""
+    runs: list[tuple[int, int]] = []
+    for i in indexes:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def total(sums: Sequence[Sums]) -> Sums:
+    """The checksum of adjacent ranges together, from theirs."""
+    return (sum(x[0] for x in sums), sum(x[1] for x in sums), sum(x[2] for x in sums))

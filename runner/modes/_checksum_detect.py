@@ -24,7 +24,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from runner.segdiff import HashSide, Sums
+from runner.segdiff import HashSide, Sums, runs_of
 from runner.tokens import SourceTokens, Token
 
 PROBES = (0.25, 0.75)
@@ -79,7 +79,7 @@ def source_sums(
         read = True
     todo = [i for i in range(n) if not same[i]]
     if not scattered:
-        hashed.update(hash_runs(detect, ranges, [i for i in todo if i not in hashed], extra))
+        hashed.update(hash_runs(detect, ranges, [i for i in todo if i not in hashed], extra, pool))
     sums: list[Sums | None] = list(known)
     for i in todo:
         if i not in hashed:
@@ -93,23 +93,30 @@ def source_sums(
 
 
 def hash_runs(
-    side: HashSide, ranges: list[tuple[Any, Any]], chunks: list[int], extra: str | None = None
+    side: HashSide,
+    ranges: list[tuple[Any, Any]],
+    chunks: list[int],
+    extra: str | None = None,
+    pool: Executor | None = None,
 ) -> dict[int, tuple[Sums, int]]:
     """The content checksum of each of ``chunks`` (indexes into ``ranges``), runs of adjacent
-    chunks in one statement each, with the sum of the SQL expression ``extra`` (0 without)."""
-    found: dict[int, tuple[Sums, int]] = {}
-    todo = sorted(chunks)
-    k = 0
-    while k < len(todo):
-        i = j = todo[k]
-        while k + 1 < len(todo) and todo[k + 1] == j + 1:
-            k, j = k + 1, j + 1
+    chunks in one statement each (on ``pool``'s threads at once, when given), with the sum of
+    the SQL expression ``extra`` (0 without)."""
+    runs = runs_of(sorted(chunks))
+
+    def run(i: int, j: int) -> dict[int, tuple[Sums, int]]:
         inner = [hi for _, hi in ranges[i:j]]
         if extra is None:
             part, totals = side.buckets(ranges[i][0], ranges[j][1], inner), [0] * (j - i + 1)
         else:
             part, totals = side.buckets_with(ranges[i][0], ranges[j][1], inner, extra)
-        for n, (s, total) in enumerate(zip(part, totals, strict=True)):
-            found[i + n] = (s, total)
-        k += 1
+        return {i + n: (s, total) for n, (s, total) in enumerate(zip(part, totals, strict=True))}
+
+    found: dict[int, tuple[Sums, int]] = {}
+    if pool is None or len(runs) < 2:
+        parts = [run(i, j) for i, j in runs]
+    else:
+        parts = [f.result() for f in [pool.submit(run, i, j) for i, j in runs]]
+    for part in parts:
+        found.update(part)
     return found

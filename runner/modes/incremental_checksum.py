@@ -49,7 +49,16 @@ from runner.plan.catalog import quote_table
 from runner.plan.compiler import TableContext
 from runner.plan.plan import TablePlan, Task
 from runner.plan.segments import flavor_for, hashed_columns
-from runner.segdiff import DENSE, Differ, HashSide, Leaf, Sums, json_normalize, summable
+from runner.segdiff import (
+    DENSE,
+    Differ,
+    HashSide,
+    Leaf,
+    Sums,
+    json_normalize,
+    summable,
+    total,
+)
 from runner.tokens import SourceTokens, Token
 
 PASS_THROUGH = (None, "keep", "allow")
@@ -343,7 +352,7 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
                     if rows + more > SPAN_ROWS:
                         break
                     j, rows = j + 1, rows + more
-                t = _total(known[i : j + 1])
+                t = total(known[i : j + 1])
                 if any(s is None for s in sums[i : j + 1]):  # not hashed: the row diff sums them
                     inner = [hi for _, hi in ranges[i:j]]
                     leaf, sums[i : j + 1] = differ.row_diff_summed(
@@ -351,7 +360,7 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
                     )
                 else:
                     leaf = differ.row_diff(ranges[i][0], ranges[j][1],
-                                           _total(sums[i : j + 1]), t)  # fmt: skip
+                                           total(sums[i : j + 1]), t)  # fmt: skip
                 leaves = [leaf] if leaf.changed else []
             else:
                 j = i
@@ -392,7 +401,3 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
         extra={**totals, "chunks_changed": changed_chunks, "chunks": len(ranges),
                "chunks_hashed": hashed},
     )  # fmt: skip
-
-
-def _total(sums: list[Sums]) -> Sums:
-    return (sum(x[0] for x in sums), sum(x[1] for x in sums), sum(x[2] for x in sums))
