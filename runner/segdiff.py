@@ -17,6 +17,7 @@ Used by ``etlrun check`` (reports the ranges), ``incremental`` with ``strategy: 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from runner.connectors.base import Connector
+from runner.errors import EtlrunError
 from runner.plan.catalog import Catalog, plain
 from runner.plan.checksum import range_condition
 from runner.plan.segments import bucket_sql, row_hashes_sql
@@ -68,12 +70,24 @@ class HashSide:
     def __post_init__(self) -> None:
         self.catalog = Catalog(self.connector)
 
+    @functools.cached_property
+    def nullable(self) -> bool:
+        """Whether the key column may hold NULL (a primary key's may not), from the catalog:
+        only then does the first range also look for NULL keys."""
+        try:
+            columns = self.catalog.describe(self.table).columns
+        except EtlrunError:  # not a table the catalog describes: assume the worst
+            return True
+        return next((c.nullable for c in columns if c.name == self.key), True)
+
     @property
     def integer(self) -> bool:
         return self.key_type is not None and self.key_type.startswith(("int", "uint"))
 
     def condition(self, lo: Any, hi: Any) -> exp.Expression | None:
-        ranged = range_condition(self.key, self.key_type, lo, hi, self.connector.dialect)
+        ranged = range_condition(
+            self.key, self.key_type, lo, hi, self.connector.dialect, self.nullable
+        )
         parts = [c for c in (self.where, ranged) if c is not None]
         if not parts:
             return None
@@ -83,7 +97,7 @@ class HashSide:
         """The checksum of each range ``(lo, b1], ..., (bn, hi]``."""
         sql = bucket_sql(
             self.table, self.columns, self.connector.dialect, self.flavor, self.key,
-            self.key_type, lo, hi, bounds, self.where, self.normalize,
+            self.key_type, lo, hi, bounds, self.where, self.normalize, None, self.nullable,
         )  # fmt: skip
         found = {int(r[0]): (_int(r[1]), _int(r[2]), _int(r[3])) for r in self.connector.rows(sql)}
         return [found.get(i, EMPTY) for i in range(len(bounds) + 1)]
@@ -95,7 +109,7 @@ class HashSide:
         computed by the same statement (one snapshot)."""
         sql = bucket_sql(
             self.table, self.columns, self.connector.dialect, self.flavor, self.key,
-            self.key_type, lo, hi, bounds, self.where, self.normalize, extra,
+            self.key_type, lo, hi, bounds, self.where, self.normalize, extra, self.nullable,
         )  # fmt: skip
         found = {_int(r[0]): r for r in self.connector.rows(sql)}
         sums: list[Sums] = []
@@ -112,7 +126,7 @@ class HashSide:
         (which opens its own connection)."""
         sql = row_hashes_sql(
             self.table, self.columns, self.connector.dialect, self.flavor, self.key,
-            self.key_type, lo, hi, self.where, self.normalize,
+            self.key_type, lo, hi, self.where, self.normalize, self.nullable,
         )  # fmt: skip
         key = arrow_from_str(self.key_type or "string")
         schema = pa.schema(

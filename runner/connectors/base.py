@@ -139,6 +139,10 @@ class Connector:
         """Run ``statements`` in one transaction (where the backend's DDL allows it)."""
         raise NotImplementedError
 
+    def analyze(self, name: str) -> None:
+        """Refresh the planner's statistics of table ``name``, where the database keeps them
+        and a freshly loaded table has none until its autovacuum comes by (PostgreSQL)."""
+
     placeholder: str = "?"
     """How a bound parameter is written in this backend's SQL."""
 

@@ -152,6 +152,11 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
                 _libpq_uri(self.sqlalchemy_url()), connect_timeout=10, client_encoding="UTF8"
             )
 
+    def analyze(self, name: str) -> None:
+        from runner.plan.catalog import quote_table
+
+        self.execute([f"ANALYZE {quote_table(name, 'postgres')}"])
+
     def rows_in_one_snapshot(self, statements: list[str]) -> list[list[tuple[Any, ...]]]:
         """The rows of each statement, run at once on a connection each, all reading one
         snapshot: the first exports it and the others import it, as ``pg_dump --jobs`` does.

@@ -287,6 +287,9 @@ def _first_checksums(task: Task, ctx: RunContext) -> TaskResult:
     source, and an impossible checksum where not (the source changed after it was read), so
     the next run compares those chunks with the target."""
     p = task.params
+    # every later run reads the target by key ranges: without statistics (a new table, before
+    # its autovacuum) PostgreSQL expects a third of the rows in any range and scans them all
+    ctx.target.analyze(p["target"])
     src, tgt, detect = _sides(p, ctx)
     tokens = SourceTokens.probe(src)
     with ThreadPoolExecutor(2) as pool:

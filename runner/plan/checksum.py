@@ -125,9 +125,11 @@ def _word(hexdigest: str, start: int, dialect: str) -> str:
 
 
 def range_condition(
-    key: str | None, key_type: str | None, lo: Any, hi: Any, dialect: str
+    key: str | None, key_type: str | None, lo: Any, hi: Any, dialect: str, nullable: bool = True
 ) -> exp.Expression | None:
-    """``lo < key <= hi`` in code point order for text keys; the first range owns NULL keys."""
+    """``lo < key <= hi`` in code point order for text keys; the first range owns NULL keys,
+    unless the key is not ``nullable`` (a primary key): then ``key <= hi`` alone, which an index
+    reads as a range (``OR key IS NULL`` made PostgreSQL filter a scan of the whole index)."""
     if key is None or (lo is None and hi is None):
         return None
     column = exp.column(key, quoted=True)
@@ -140,7 +142,7 @@ def range_condition(
     if hi is not None:
         parts.append(exp.LTE(this=compared.copy(), expression=literal(hi)))
     condition: exp.Expression = exp.and_(*parts) if len(parts) > 1 else parts[0]
-    if lo is None:
+    if lo is None and nullable:
         condition = exp.or_(exp.paren(condition), exp.Is(this=column.copy(), expression=exp.Null()))
     return condition
 

@@ -167,8 +167,9 @@ def where_sql(
     hi: Any,
     dialect: str,
     where: exp.Expression | None,
+    nullable: bool = True,
 ) -> str:
-    ranged = range_condition(key, key_type, lo, hi, dialect)
+    ranged = range_condition(key, key_type, lo, hi, dialect, nullable)
     parts = [c for c in (where, ranged) if c is not None]
     if not parts:
         return ""
@@ -189,13 +190,15 @@ def bucket_sql(
     where: exp.Expression | None = None,
     normalize: Collection[str] = (),
     extra: str | None = None,
+    nullable: bool = True,
 ) -> str:
     """``SELECT bucket, count, sum1, sum2`` for the ranges ``(lo, b1], (b1, b2] ... (bn, hi]``.
 
-    Bucket i is the range ending at ``bounds[i]`` (the last one at ``hi``); empty buckets are
-    absent from the result. NULL keys belong to the first bucket, as in range_condition.
-    ``extra``: one more integer expression per row, summed per bucket as a fifth column in the
-    same statement (so it sees the same snapshot as the checksum).
+        Bucket i is the range ending at ``bounds[i]`` (the last one at ``hi``); empty buckets are
+        absent from the result. NULL keys belong to the first bucket, as in range_condition (which
+    ``nullable`` says whether to look for).
+        ``extra``: one more integer expression per row, summed per bucket as a fifth column in the
+        same statement (so it sees the same snapshot as the checksum).
     """
     inner_hash, first, second = row_hash(columns, dialect, flavor, normalize)
     more = f", {extra} AS etlrun_x" if extra else ""
@@ -204,11 +207,10 @@ def bucket_sql(
     # 5M rows took 6.4 s a side. OFFSET 0 keeps the subquery apart, so the planner assumes
     # few groups and hashes them (5M rows: 2.5 s, one process)
     fence = " OFFSET 0" if dialect == "postgres" else ""
+    ranged = where_sql(key, key_type, lo, hi, dialect, where, nullable)
     inner = (
         f"SELECT {bucket_case(key, key_type, bounds, dialect)} AS etlrun_b, "
-        f"{inner_hash} AS etlrun_h{more} "
-        f"FROM {quote_table(table, dialect)}{where_sql(key, key_type, lo, hi, dialect, where)}"
-        f"{fence}"
+        f"{inner_hash} AS etlrun_h{more} FROM {quote_table(table, dialect)}{ranged}{fence}"
     )
     summed = ", COALESCE(SUM(etlrun_x), 0)" if extra else ""
     return (
@@ -252,14 +254,14 @@ def row_hashes_sql(
     hi: Any,
     where: exp.Expression | None = None,
     normalize: Collection[str] = (),
+    nullable: bool = True,
 ) -> str:
     """``SELECT key, hash1, hash2`` of every row in ``(lo, hi]`` (for the final row diff)."""
     inner_hash, first, second = row_hash(columns, dialect, flavor, normalize)
     k = quote_ident(key, dialect)
-    inner = (
-        f"SELECT {k} AS etlrun_k, {inner_hash} AS etlrun_h "
-        f"FROM {quote_table(table, dialect)}{where_sql(key, key_type, lo, hi, dialect, where)}"
-    )
+    ranged = where_sql(key, key_type, lo, hi, dialect, where, nullable)
+    inner = f"SELECT {k} AS etlrun_k, {inner_hash} AS etlrun_h FROM {quote_table(table, dialect)}"
+    inner += ranged
     return (
         f"SELECT etlrun_k, {first} AS etlrun_h1, {second} AS etlrun_h2 FROM ({inner}) etlrun_rows"
     )

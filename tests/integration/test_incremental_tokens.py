@@ -345,3 +345,12 @@ def test_a_token_read_by_a_checksum_statement_is_the_scans_token(
         assert tokens.scan([], 0)[0][:2] == (1000, int(stored))
     finally:
         connector.close()
+
+
+def test_the_first_run_leaves_the_target_with_planner_statistics(job: Job) -> None:
+    """Later runs read the target by key ranges, which PostgreSQL plans as full scans while a
+    new table has no statistics (autovacuum may take minutes, or be off): the first run
+    analyzes it."""
+    assert sql(job.url, "SELECT COUNT(*) FROM pg_stats WHERE tablename = 'ev_out'") == [(4,)]
+    plan = sql(job.url, "EXPLAIN SELECT * FROM ev_out WHERE id <= 100")
+    assert "Index" in str(plan), plan

@@ -20,7 +20,7 @@ ROWS = 100_000  # split 16 ways: sub-ranges of 6,250 rows, more than a leaf's 2,
 
 def _table(path: Path) -> None:
     with closing(sqlite3.connect(path)) as db:
-        db.execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, v TEXT)")
+        db.execute("CREATE TABLE ev (id INTEGER NOT NULL PRIMARY KEY, v TEXT)")
         db.execute(
             "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < ?) "
             "INSERT INTO ev SELECT i, 'v' || i FROM g",
@@ -108,3 +108,47 @@ def test_isolated_changes_are_still_bisected(sides: tuple[HashSide, HashSide, Pa
 def test_runs_of() -> None:
     assert segdiff.runs_of([]) == []
     assert segdiff.runs_of([1, 2, 3, 7, 9, 10]) == [(1, 3), (7, 7), (9, 10)]
+
+
+def test_the_first_range_looks_for_null_keys_only_where_the_key_may_hold_them(
+    sides: tuple[HashSide, HashSide, Path], tmp_path: Path
+) -> None:
+    """A primary key cannot be NULL: the first range is ``key <= hi`` alone, which an index reads
+    as a range. A key column that may be NULL keeps ``OR key IS NULL``, and its NULL-key rows
+    are in the first range."""
+    source, _, _ = sides
+    assert source.nullable is False
+    assert "NULL" not in source.condition(None, 10).sql()
+    loose = tmp_path / "loose.db"
+    with closing(sqlite3.connect(loose)) as db:
+        db.execute("CREATE TABLE ev (id INTEGER, v TEXT)")
+        db.execute("INSERT INTO ev VALUES (NULL, 'n'), (1, 'a'), (20, 'b')")
+        db.commit()
+    conn = connect(f"sqlite:///{loose}")
+    try:
+        side = HashSide(conn, "ev", [("id", "int64"), ("v", "string")], "id", "int64",
+                        "portable-sqlite")  # fmt: skip
+        assert side.nullable is True
+        assert "IS NULL" in side.condition(None, 10).sql()
+        assert sorted(side.row_hashes(None, 10)["etlrun_k"].to_pylist(), key=str) == [1, None]
+        assert [s[0] for s in side.buckets(None, None, [10])] == [2, 1]
+    finally:
+        conn.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_primary_key_is_not_nullable(pg_url: str) -> None:
+    import servers
+
+    with servers.postgres_connect(pg_url) as conn:
+        conn.execute("CREATE TABLE keyed (id BIGINT PRIMARY KEY, v TEXT)")
+        conn.execute("CREATE TABLE loose (id BIGINT, v TEXT)")
+    conn = connect(pg_url)
+    columns = [("id", "int64"), ("v", "string")]
+    try:
+        keyed = HashSide(conn, "keyed", columns, "id", "int64", "native-postgres")
+        loose = HashSide(conn, "loose", columns, "id", "int64", "native-postgres")
+        assert (keyed.nullable, loose.nullable) == (False, True)
+        assert "IS NULL" not in keyed.condition(None, 10).sql()
+    finally:
+        conn.close()
