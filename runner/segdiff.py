@@ -80,13 +80,18 @@ class HashSide:
             return True
         return next((c.nullable for c in columns if c.name == self.key), True)
 
+    def _nullable(self, lo: Any, hi: Any) -> bool:
+        """:attr:`nullable` where it matters (a first range with an upper end), so a whole-table
+        statement does not describe the table first."""
+        return self.nullable if lo is None and hi is not None else True
+
     @property
     def integer(self) -> bool:
         return self.key_type is not None and self.key_type.startswith(("int", "uint"))
 
     def condition(self, lo: Any, hi: Any) -> exp.Expression | None:
         ranged = range_condition(
-            self.key, self.key_type, lo, hi, self.connector.dialect, self.nullable
+            self.key, self.key_type, lo, hi, self.connector.dialect, self._nullable(lo, hi)
         )
         parts = [c for c in (self.where, ranged) if c is not None]
         if not parts:
@@ -97,7 +102,8 @@ class HashSide:
         """The checksum of each range ``(lo, b1], ..., (bn, hi]``."""
         sql = bucket_sql(
             self.table, self.columns, self.connector.dialect, self.flavor, self.key,
-            self.key_type, lo, hi, bounds, self.where, self.normalize, None, self.nullable,
+            self.key_type, lo, hi, bounds, self.where, self.normalize, None,
+            self._nullable(lo, hi),
         )  # fmt: skip
         found = {int(r[0]): (_int(r[1]), _int(r[2]), _int(r[3])) for r in self.connector.rows(sql)}
         return [found.get(i, EMPTY) for i in range(len(bounds) + 1)]
@@ -109,7 +115,8 @@ class HashSide:
         computed by the same statement (one snapshot)."""
         sql = bucket_sql(
             self.table, self.columns, self.connector.dialect, self.flavor, self.key,
-            self.key_type, lo, hi, bounds, self.where, self.normalize, extra, self.nullable,
+            self.key_type, lo, hi, bounds, self.where, self.normalize, extra,
+            self._nullable(lo, hi),
         )  # fmt: skip
         found = {_int(r[0]): r for r in self.connector.rows(sql)}
         sums: list[Sums] = []
@@ -126,7 +133,7 @@ class HashSide:
         (which opens its own connection)."""
         sql = row_hashes_sql(
             self.table, self.columns, self.connector.dialect, self.flavor, self.key,
-            self.key_type, lo, hi, self.where, self.normalize, self.nullable,
+            self.key_type, lo, hi, self.where, self.normalize, self._nullable(lo, hi),
         )  # fmt: skip
         key = arrow_from_str(self.key_type or "string")
         schema = pa.schema(

@@ -117,6 +117,8 @@ def test_the_first_range_looks_for_null_keys_only_where_the_key_may_hold_them(
     as a range. A key column that may be NULL keeps ``OR key IS NULL``, and its NULL-key rows
     are in the first range."""
     source, _, _ = sides
+    source.buckets(None, None, [10])
+    assert "nullable" not in vars(source)  # a whole-table statement asks the catalog nothing
     assert source.nullable is False
     assert "NULL" not in source.condition(None, 10).sql()
     loose = tmp_path / "loose.db"
