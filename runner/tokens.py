@@ -154,14 +154,15 @@ class SourceTokens:
         recent = f"age(xmin) BETWEEN 0 AND (SELECT age(CAST('{first}' AS xid)))"
         bucket = bucket_case(s.key, s.key_type, bounds, "postgres")
         filtered = where_sql(s.key, s.key_type, None, None, "postgres", s.where)
-        parts = SCAN_PARTS if self.pages is not None and self.pages >= SPLIT_PAGES else 1
+        pages = self.pages or 0
+        parts = SCAN_PARTS if pages >= SPLIT_PAGES else 1
         statements = []
         for n in range(parts):
             conditions = [filtered.removeprefix(" WHERE ")] if filtered else []
             if n > 0:
-                conditions.append(f"ctid >= '({self.pages * n // parts},0)'")
+                conditions.append(f"ctid >= '({pages * n // parts},0)'")
             if n < parts - 1:
-                conditions.append(f"ctid < '({self.pages * (n + 1) // parts},0)'")
+                conditions.append(f"ctid < '({pages * (n + 1) // parts},0)'")
             where = " WHERE " + " AND ".join(f"({c})" for c in conditions) if conditions else ""
             statements.append(
                 f"SELECT etlrun_b, COUNT(*), COALESCE(SUM(etlrun_t), 0), "
