@@ -67,8 +67,17 @@ class Side:
         self.connector, self.table, self.where = connector, table, where
         self.catalog = Catalog(connector)
 
+    def nullable(self, key: str | None, lo: Any, hi: Any) -> bool:
+        """Whether the range ``(lo, hi]`` must also look for NULL keys: a first range with an
+        upper end, of a key column the catalog says may hold NULL (a primary key's may not)."""
+        if key is None or lo is not None or hi is None:
+            return True
+        return self.catalog.key_nullable(self.table, key)
+
     def condition(self, key: str | None, key_type: str | None, lo: Any, hi: Any) -> Any:
-        ranged = range_condition(key, key_type, lo, hi, self.connector.dialect)
+        ranged = range_condition(
+            key, key_type, lo, hi, self.connector.dialect, self.nullable(key, lo, hi)
+        )
         parts = [c for c in (self.where, ranged) if c is not None]
         if not parts:
             return None

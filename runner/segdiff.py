@@ -29,7 +29,6 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from runner.connectors.base import Connector
-from runner.errors import EtlrunError
 from runner.plan.catalog import Catalog, plain
 from runner.plan.checksum import range_condition
 from runner.plan.segments import bucket_sql, row_hashes_sql
@@ -74,11 +73,7 @@ class HashSide:
     def nullable(self) -> bool:
         """Whether the key column may hold NULL (a primary key's may not), from the catalog:
         only then does the first range also look for NULL keys."""
-        try:
-            columns = self.catalog.describe(self.table).columns
-        except EtlrunError:  # not a table the catalog describes: assume the worst
-            return True
-        return next((c.nullable for c in columns if c.name == self.key), True)
+        return self.catalog.key_nullable(self.table, self.key)
 
     def _nullable(self, lo: Any, hi: Any) -> bool:
         """:attr:`nullable` where it matters (a first range with an upper end), so a whole-table

@@ -133,8 +133,10 @@ def run(task: Task, ctx: RunContext) -> TaskResult:
     target_sql = quote_table(p["target"], ctx.target.dialect)
     for lo, hi in ranges:
         ctx.check_cancel()
-        s_cond = range_condition(p["key"], key_type, lo, hi, ctx.source.dialect)
-        t_cond = range_condition(p["key"], key_type, lo, hi, ctx.target.dialect)
+        s_cond = range_condition(p["key"], key_type, lo, hi, ctx.source.dialect,
+                                 src.nullable(p["key"], lo, hi))  # fmt: skip
+        t_cond = range_condition(p["key"], key_type, lo, hi, ctx.target.dialect,
+                                 tgt.nullable(p["key"], lo, hi))  # fmt: skip
         select = f"SELECT * FROM ({p['select']}) etlrun_src"
         if s_cond is not None:
             select += f" WHERE {s_cond.sql(dialect=ctx.source.dialect, identify=True)}"

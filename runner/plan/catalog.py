@@ -16,6 +16,7 @@ import sqlglot
 from sqlglot import exp
 
 from runner.connectors.base import Connector, TableInfo
+from runner.errors import EtlrunError
 
 
 def table_expr(name: str) -> exp.Table:
@@ -86,6 +87,15 @@ class Catalog:
         self.connector = connector
         self.dialect = connector.dialect
         self.describe = cache(connector.describe)  # type: ignore[method-assign]
+
+    def key_nullable(self, table: str, key: str) -> bool:
+        """Whether column ``key`` of ``table`` may hold NULL (a primary key's may not); True
+        when the catalog cannot say (a view, or no such table)."""
+        try:
+            columns = self.describe(table).columns
+        except EtlrunError:
+            return True
+        return next((c.nullable for c in columns if c.name == key), True)
 
     @property
     def tables(self) -> list[str]:

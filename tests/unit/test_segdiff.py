@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner import segdiff
+from runner.check import Side
 from runner.connectors import connect
 from runner.segdiff import Differ, HashSide
 
@@ -132,6 +133,12 @@ def test_the_first_range_looks_for_null_keys_only_where_the_key_may_hold_them(
                         "portable-sqlite")  # fmt: skip
         assert side.nullable is True
         assert "IS NULL" in side.condition(None, 10).sql()
+        # the same for `etlrun check` and `mode: sync`, which cut ranges through check.Side
+        assert "IS NULL" in Side(conn, "ev", None).condition("id", "int64", None, 10).sql()
+        assert (
+            "IS NULL"
+            not in Side(source.connector, "ev", None).condition("id", "int64", None, 10).sql()
+        )
         assert sorted(side.row_hashes(None, 10)["etlrun_k"].to_pylist(), key=str) == [1, None]
         assert [s[0] for s in side.buckets(None, None, [10])] == [2, 1]
     finally:
