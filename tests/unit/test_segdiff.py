@@ -16,7 +16,7 @@ from runner.check import Side
 from runner.connectors import connect
 from runner.segdiff import Differ, HashSide
 
-ROWS = 100_000  # split 16 ways: sub-ranges of 6,250 rows, more than a leaf's 2,000
+ROWS = 40_000  # split 16 ways: sub-ranges of 2,500 rows, more than a leaf's 2,000
 
 
 def _table(path: Path) -> None:
@@ -76,7 +76,7 @@ def _named(leaves: list[segdiff.Leaf]) -> tuple[set[int], set[int], set[int]]:
 def test_a_contiguous_block_is_row_diffed_at_once(
     sides: tuple[HashSide, HashSide, Path], run_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """20,000 updated ids in a row and a delete inside them differ in four adjacent sub-ranges,
+    """8,000 updated ids in a row and a delete inside them differ in four adjacent sub-ranges,
     an insert above the largest key in the last one: one level of sub-range checksums, then one
     row diff of the four, and one level more for the insert's alone (without runs: a level more
     for each of the five). The same keys are named either way."""
@@ -84,24 +84,24 @@ def test_a_contiguous_block_is_row_diffed_at_once(
     source, target, path = sides
     _change(
         path,
-        "UPDATE ev SET v = 'w' WHERE id BETWEEN 40001 AND 60000",
-        "DELETE FROM ev WHERE id = 50000",
-        "INSERT INTO ev VALUES (100001, 'new')",
+        "UPDATE ev SET v = 'w' WHERE id BETWEEN 16001 AND 24000",
+        "DELETE FROM ev WHERE id = 20000",
+        "INSERT INTO ev VALUES (40001, 'new')",
     )
     differ, leaves = _diff(source, target)
     inserts, updates, deletes = _named(leaves)
-    assert inserts == {100001}
-    assert updates == set(range(40001, 60001)) - {50000}
-    assert deletes == {50000}
+    assert inserts == {40001}
+    assert updates == set(range(16001, 24001)) - {20000}
+    assert deletes == {20000}
     assert differ.scans == (4 if run_rows else 12)
 
 
 def test_isolated_changes_are_still_bisected(sides: tuple[HashSide, HashSide, Path]) -> None:
     """Changes in sub-ranges that are not adjacent narrow down level by level, as before."""
     source, target, path = sides
-    _change(path, "UPDATE ev SET v = 'w' WHERE id IN (10, 50000, 99000)")
+    _change(path, "UPDATE ev SET v = 'w' WHERE id IN (10, 20000, 39000)")
     differ, leaves = _diff(source, target)
-    assert _named(leaves) == (set(), {10, 50000, 99000}, set())
+    assert _named(leaves) == (set(), {10, 20000, 39000}, set())
     assert differ.scans == 2 + 3 * 2  # the top level, then one more level in each of three
     assert max(leaf.source_rows for leaf in leaves) <= segdiff.LEAF
 
