@@ -35,7 +35,10 @@ $(CLINIC): | $(STAMP)
 demo: $(STAMP) $(CLINIC) ## generate demo/clinic.db if missing and run jobs/nightly.yaml (SQLite -> DuckDB)
 	$(VENV)/bin/etlrun jobs/nightly.yaml
 
+# the tests start etlrun as a subprocess hundreds of times: compiled once here, as installing it
+# would, instead of again at every start where PYTHONDONTWRITEBYTECODE is set (a fresh clone)
 test: $(STAMP) ## run every test (server tests skip when no PostgreSQL/MariaDB answers)
+	$(PY) -m compileall -q runner
 	$(PY) -m pytest
 
 test-unit: $(STAMP) ## run the unit tests only (no I/O, seconds)
