@@ -3,7 +3,7 @@
 Every INSERT and UPDATE in PostgreSQL writes a new tuple version stamped with the writing
 (sub)transaction's id, ``xmin``; a DELETE ends a version. A chunk's token is read from the key
 and the system columns only (no column is decoded): its row count, the sum of a 64-bit hash of
-``(tableoid, key)`` over its rows (:meth:`SourceTokens._token`), and how many of its rows were
+``(tableoid, key)`` over its rows (``SourceTokens.row_token``), and how many of its rows were
 written since the snapshot the stored token was read in (``xmin`` at or after that snapshot's
 xmin, the oldest transaction then still running). A chunk is unchanged when that
 count is 0 and the row count and sum equal the stored ones. Why that cannot say "unchanged"
@@ -58,7 +58,7 @@ from sqlglot import exp
 
 from runner.errors import EtlrunError
 from runner.plan.catalog import quote_ident, quote_table
-from runner.plan.segments import bucket_case, where_sql
+from runner.plan.segments import INTEGER_KEYS, bucket_case, where_sql
 from runner.segdiff import HashSide, Sums, _int
 
 KINDS = ("r", "p", "m")
@@ -70,7 +70,6 @@ WRAP = 1 << 32
 SCHEME = 3
 """The token formula's version, part of every stored token: tokens of another formula are not
 compared (their chunks are hashed by content once, and get tokens of this one)."""
-INTEGER_KEYS = ("int16", "int32", "int64")
 FIRST_NORMAL_XID = 3
 """Ids below it are special (frozen, bootstrap, invalid): never a row's xmin, never a snapshot's."""
 SCAN_PARTS = 2
@@ -91,15 +90,13 @@ class SourceTokens:
         self.cluster = f"{cluster}#{SCHEME}"
         self.pages = pages
         """The table's size in pages, when its token scan can be split by page ranges."""
-        self.row_token = self._token("tableoid")
-
-    def _token(self, oid: str) -> str:
-        """A row's token, from the SQL expression of its table's oid: an integer key in one
-        ``hashint8extended`` seeded with the oid, any other key with the oid in a record hash."""
-        key = quote_ident(self.side.key, "postgres")
-        if self.side.key_type in INTEGER_KEYS:
-            return f"hashint8extended(CAST({key} AS BIGINT), CAST({oid} AS BIGINT))"
-        return f"hash_record_extended(ROW({oid}, {key}), 0)"
+        key = quote_ident(side.key, "postgres")
+        self.row_token = (  # an integer key: one hash seeded with the oid; any other: a record's
+            f"hashint8extended(CAST({key} AS BIGINT), CAST(tableoid AS BIGINT))"
+            if side.key_type in INTEGER_KEYS
+            else f"hash_record_extended(ROW(tableoid, {key}), 0)"
+        )
+        """A row's token, as SQL."""
 
     @classmethod
     def probe(cls, side: HashSide) -> SourceTokens | None:

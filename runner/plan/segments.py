@@ -34,7 +34,8 @@ from runner.plan.catalog import binary_order, literal, quote_ident, quote_table
 from runner.plan.checksum import _md5, _word, column_text, hashable, range_condition, row_text
 
 NATIVE = ("postgres", "duckdb")
-WIDTH_BUCKET_KEYS = ("int16", "int32", "int64")
+INTEGER_KEYS = ("int16", "int32", "int64")
+"""Key types held exactly in a bigint."""
 INT64_MAX = (1 << 63) - 1
 
 
@@ -194,11 +195,11 @@ def bucket_sql(
 ) -> str:
     """``SELECT bucket, count, sum1, sum2`` for the ranges ``(lo, b1], (b1, b2] ... (bn, hi]``.
 
-        Bucket i is the range ending at ``bounds[i]`` (the last one at ``hi``); empty buckets are
-        absent from the result. NULL keys belong to the first bucket, as in range_condition (which
-    ``nullable`` says whether to look for).
-        ``extra``: one more integer expression per row, summed per bucket as a fifth column in the
-        same statement (so it sees the same snapshot as the checksum).
+    Bucket i is the range ending at ``bounds[i]`` (the last one at ``hi``); empty buckets are
+    absent from the result. NULL keys belong to the first bucket, as in range_condition (which
+    ``nullable`` says whether to look for). ``extra``: one more integer expression per row,
+    summed per bucket as a fifth column in the same statement (so it sees the same snapshot as
+    the checksum).
     """
     inner_hash, first, second = row_hash(columns, dialect, flavor, normalize)
     more = f", {extra} AS etlrun_x" if extra else ""
@@ -227,7 +228,7 @@ def bucket_case(key: str, key_type: str | None, bounds: Sequence[Any], dialect: 
     them one by one: 5M rows in 50 ranges, ~0.1 s less per 2.5M rows."""
     if not bounds:
         return "0"
-    if dialect == "postgres" and key_type in WIDTH_BUCKET_KEYS and max(bounds) < INT64_MAX:
+    if dialect == "postgres" and key_type in INTEGER_KEYS and max(bounds) < INT64_MAX:
         thresholds = ",".join(str(int(b) + 1) for b in bounds)
         column = quote_ident(key, dialect)
         return f"COALESCE(width_bucket(CAST({column} AS BIGINT), '{{{thresholds}}}'::bigint[]), 0)"
