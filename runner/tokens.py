@@ -45,12 +45,19 @@ The stored snapshot xmin is read before the statements it covers (earlier is onl
 
 The token scan reads every row's key and xmin. A plain table (PostgreSQL 14 or later) is read
 in :data:`SCAN_PARTS` page ranges (TID range scans) by as many connections sharing one
-exported snapshot: 5M rows in 0.8-1.0 s against 1.4 s in one statement (2 cores).
+exported snapshot: 5M rows in 0.8-1.0 s against 1.4 s in one statement (2 cores). It reads the
+table's totals, not each chunk's (grouping 5M rows by chunk cost ~0.25 s), and names the chunks
+holding a recent row; then, in the same snapshot, the numbers of those chunks and of chunks
+without a token, by their key ranges. The other chunks have no recent row, so each holds a
+subset of its stored rows: when together they hold the stored count and hash sum, each holds
+its own (:meth:`SourceTokens.quick_scan`). When they do not (a delete), the grouped scan reads
+every chunk's numbers: 5M rows with 1% changed in one range, 0.7-0.8 s against 1.0 s.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from loguru import logger
@@ -59,7 +66,7 @@ from sqlglot import exp
 from runner.errors import EtlrunError
 from runner.plan.catalog import quote_ident, quote_table
 from runner.plan.segments import INTEGER_KEYS, bucket_case, where_sql
-from runner.segdiff import HashSide, Sums, _int
+from runner.segdiff import HashSide, Sums, _int, runs_of
 
 KINDS = ("r", "p", "m")
 """pg_class.relkind with row versions: tables, partitioned tables, materialized views."""
@@ -75,6 +82,9 @@ FIRST_NORMAL_XID = 3
 SCAN_PARTS = 2
 """Page ranges a big table's token scan is split in, each read by its own server process (the
 detection's other statements also run two at a time)."""
+QUICK_SHARE = 4
+"""The totals scan (:meth:`SourceTokens.quick_scan`) is used while at most one range in this
+many needs its own numbers; past that, the grouped scan reads them all at once."""
 SPLIT_PAGES = int(os.environ.get("ETLRUN_TOKEN_SPLIT_PAGES", 4096))
 """Tables smaller than this (32 MB of 8 kB pages) are scanned in one statement."""
 
@@ -138,48 +148,124 @@ class SourceTokens:
     def token(self, total: int) -> str:
         return f"{self.cluster}:{total}"
 
-    def scan_statements(self, bounds: list[Any], since: int) -> list[str]:
-        """Per range: rows, hash sum, and rows written at or after the 64-bit xid ``since``;
-        one statement per page range of the table (:data:`SCAN_PARTS` when it is big enough).
+    def _recent(self, since: int) -> str:
+        """SQL: the row was written at or after the 64-bit xid ``since``.
 
-        A row is recent when ``since`` is at most as old as its xmin: both ``age()``s count
-        from one transaction id, taken once per transaction (beyond every id the read-only
-        snapshot sees), and a negative age (an id so old it wrapped) is not recent. The age of
-        an integer is ~0.3 s per 5M rows cheaper than turning xmin into a number by text."""
-        s = self.side
+        Both ``age()``s count from one transaction id, taken once per transaction (beyond every
+        id the read-only snapshot sees), and a negative age (an id so old it wrapped) is not
+        recent. The age of an integer is ~0.3 s per 5M rows cheaper than turning xmin into a
+        number by text."""
         first = max(since % WRAP, FIRST_NORMAL_XID)  # ids below it are never a row's xmin
-        recent = f"age(xmin) BETWEEN 0 AND (SELECT age(CAST('{first}' AS xid)))"
-        bucket = bucket_case(s.key, s.key_type, bounds, "postgres")
+        return f"age(xmin) BETWEEN 0 AND (SELECT age(CAST('{first}' AS xid)))"
+
+    def _part_conditions(self) -> list[list[str]]:
+        """Per page range of the table (:data:`SCAN_PARTS` when it is big enough, else one):
+        the conditions its rows are read under, the ``where:`` filter included."""
+        s = self.side
         filtered = where_sql(s.key, s.key_type, None, None, "postgres", s.where)
         pages = self.pages or 0
         parts = SCAN_PARTS if pages >= SPLIT_PAGES else 1
-        statements = []
+        found = []
         for n in range(parts):
             conditions = [filtered.removeprefix(" WHERE ")] if filtered else []
             if n > 0:
                 conditions.append(f"ctid >= '({pages * n // parts},0)'")
             if n < parts - 1:
                 conditions.append(f"ctid < '({pages * (n + 1) // parts},0)'")
-            where = " WHERE " + " AND ".join(f"({c})" for c in conditions) if conditions else ""
-            statements.append(
-                f"SELECT etlrun_b, COUNT(*), COALESCE(SUM(etlrun_t), 0), "
-                "COUNT(*) FILTER (WHERE etlrun_r) FROM ("
-                f"SELECT {bucket} AS etlrun_b, {self.row_token} AS etlrun_t, {recent} AS etlrun_r "
-                f"FROM {quote_table(s.table, 'postgres')}{where}) etlrun_rows GROUP BY etlrun_b"
-            )
-        return statements
+            found.append(conditions)
+        return found
+
+    def _grouped(self, bounds: list[Any], since: int, conditions: list[str]) -> str:
+        """Per range: rows, hash sum and recent rows of the rows read under ``conditions``."""
+        s = self.side
+        bucket = bucket_case(s.key, s.key_type, bounds, "postgres")
+        return (
+            f"SELECT etlrun_b, COUNT(*), COALESCE(SUM(etlrun_t), 0), "
+            "COUNT(*) FILTER (WHERE etlrun_r) FROM ("
+            f"SELECT {bucket} AS etlrun_b, {self.row_token} AS etlrun_t, "
+            f"{self._recent(since)} AS etlrun_r "
+            f"FROM {quote_table(s.table, 'postgres')}{_where(conditions)}) etlrun_rows "
+            "GROUP BY etlrun_b"
+        )
+
+    def scan_statements(self, bounds: list[Any], since: int) -> list[str]:
+        """Per range: rows, hash sum, and rows written at or after the 64-bit xid ``since``;
+        one statement per page range of the table (:data:`SCAN_PARTS` when it is big enough)."""
+        return [self._grouped(bounds, since, c) for c in self._part_conditions()]
 
     def scan(self, bounds: list[Any], since: int) -> dict[int, tuple[int, int, int]]:
         """Per range (by its number): rows, hash sum, recent rows (:meth:`scan_statements`)."""
-        found: dict[int, tuple[int, int, int]] = {}
-        for part in self.side.connector.rows_in_one_snapshot(  # type: ignore[attr-defined]
+        parts = self.side.connector.rows_in_one_snapshot(  # type: ignore[attr-defined]
             self.scan_statements(bounds, since)
-        ):
-            for bucket, *values in part:
-                before = found.get(_int(bucket), (0, 0, 0))
-                found[_int(bucket)] = tuple(  # type: ignore[assignment]
-                    a + _int(b) for a, b in zip(before, values, strict=True)
-                )
+        )
+        return _summed(parts)
+
+    def totals_statements(self, bounds: list[Any], since: int) -> list[str]:
+        """Per page range: rows, hash sum, and the numbers of the ranges holding a recent row.
+
+        No GROUP BY: on the 2-core machine, grouping 2.5M rows by range took 0.2-0.25 s of a
+        0.7 s statement. The ranges are numbered for the recent rows only."""
+        s = self.side
+        bucket = bucket_case(s.key, s.key_type, bounds, "postgres")
+        return [
+            "SELECT COUNT(*), COALESCE(SUM(etlrun_t), 0), "
+            "array_agg(DISTINCT etlrun_b) FILTER (WHERE etlrun_b IS NOT NULL) FROM ("
+            f"SELECT CASE WHEN {self._recent(since)} THEN {bucket} END AS etlrun_b, "
+            f"{self.row_token} AS etlrun_t "
+            f"FROM {quote_table(s.table, 'postgres')}{_where(c)}) etlrun_rows"
+            for c in self._part_conditions()
+        ]
+
+    def quick_scan(
+        self,
+        ranges: list[tuple[Any, Any]],
+        known: list[Sums],
+        stored: list[Token | None],
+        since: int,
+    ) -> dict[int, tuple[int, int, int]] | None:
+        """What :meth:`scan` returns, from the table's totals and the ranges that need their own
+        (those holding a recent row, or without a stored token), read in one snapshot; None
+        when the totals do not add up (rows deleted, or gone from a ``where:`` filter, in a
+        range without recent rows): :meth:`scan` then tells which ranges.
+
+        Every range without a recent row holds a subset of its stored rows (see the module
+        docstring), so when all of them together hold as many rows as were stored for them,
+        with the same hash sum, each holds exactly its stored rows: each is given its stored
+        count and sum, and no recent row."""
+        n = len(ranges)
+        bounds = [hi for _, hi in ranges[:-1]]
+        held = [_held_sum(t, self.cluster) for t in stored]
+        own: list[int] = []
+
+        def detail(parts: list[list[tuple[Any, ...]]]) -> str | None:
+            flagged = {_int(b) for part in parts for b in (part[0][2] or ())}
+            own.extend(i for i in range(n) if i in flagged or held[i] is None)
+            if not own or len(own) * QUICK_SHARE > n:
+                return None
+            conditions = []
+            for a, b in runs_of(own):
+                condition = self.side.condition(ranges[a][0], ranges[b][1])
+                if condition is None:  # the whole table
+                    return self._grouped(bounds, since, [])
+                conditions.append(condition.sql(dialect="postgres", identify=True))
+            return self._grouped(bounds, since, [" OR ".join(f"({c})" for c in conditions)])
+
+        if all(h is None for h in held):
+            return None
+        results = self.side.connector.rows_in_one_snapshot(  # type: ignore[attr-defined]
+            self.totals_statements(bounds, since), then=detail
+        )
+        if len(own) * QUICK_SHARE > n:
+            return None
+        parts = results[: len(results) - (1 if own else 0)]
+        found = _summed(results[len(parts) :])
+        rows = sum(_int(p[0][0]) for p in parts) - sum(v[0] for v in found.values())
+        total = sum(_int(p[0][1]) for p in parts) - sum(v[1] for v in found.values())
+        rest = [i for i in range(n) if i not in set(own)]
+        if (rows, total) != (sum(known[i][0] for i in rest), sum(held[i] or 0 for i in rest)):
+            return None
+        for i in rest:
+            found[i] = (known[i][0], held[i] or 0, 0)
         return found
 
     def usable_since(self, stored: list[Token | None], now: int) -> int | None:
@@ -208,10 +294,38 @@ class SourceTokens:
         same = [False] * len(ranges)
         tokens: list[Token | None] = [None] * len(ranges)
         if since is not None:
-            found = self.scan(bounds, since)
+            started = time.monotonic()
+            quick = self.quick_scan(ranges, known, stored, since)
+            found = self.scan(bounds, since) if quick is None else quick
+            logger.debug("{}: row-version tokens of {} chunk(s) read in {:.2f}s ({})",
+                         self.side.table, len(ranges), time.monotonic() - started,
+                         "totals" if quick is not None else "grouped")  # fmt: skip
             for i, token in enumerate(stored):
                 rows, total, recent = found.get(i, (0, 0, 0))
                 if token is not None and (rows, self.token(total)) == (known[i][0], token[0]):
                     same[i] = recent == 0
                     tokens[i] = (token[0], xmin) if same[i] else None
         return same, tokens
+
+
+def _where(conditions: list[str]) -> str:
+    return " WHERE " + " AND ".join(f"({c})" for c in conditions) if conditions else ""
+
+
+def _summed(parts: list[list[tuple[Any, ...]]]) -> dict[int, tuple[int, int, int]]:
+    """Per range: the rows, hash sums and recent rows of grouped statements, added up."""
+    found: dict[int, tuple[int, int, int]] = {}
+    for part in parts:
+        for bucket, *values in part:
+            before = found.get(_int(bucket), (0, 0, 0))
+            found[_int(bucket)] = tuple(  # type: ignore[assignment]
+                a + _int(b) for a, b in zip(before, values, strict=True)
+            )
+    return found
+
+
+def _held_sum(token: Token | None, cluster: str) -> int | None:
+    """The hash sum a stored token holds, when it is a token of ``cluster`` (and scheme)."""
+    if token is None or not token[0].startswith(f"{cluster}:"):
+        return None
+    return int(token[0][len(cluster) + 1 :])

@@ -157,12 +157,19 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
 
         self.execute([f"ANALYZE {quote_table(name, 'postgres')}"])
 
-    def rows_in_one_snapshot(self, statements: list[str]) -> list[list[tuple[Any, ...]]]:
+    def rows_in_one_snapshot(
+        self,
+        statements: list[str],
+        then: Callable[[list[list[tuple[Any, ...]]]], str | None] | None = None,
+    ) -> list[list[tuple[Any, ...]]]:
         """The rows of each statement, run at once on a connection each, all reading one
         snapshot: the first exports it and the others import it, as ``pg_dump --jobs`` does.
         So one scan split in parts keeps as many server processes busy and still reads one
         state of the table. Each transaction is read-only, so none is given a transaction id
-        (``age()`` then measures from a transaction id beyond every row it can see)."""
+        (``age()`` then measures from a transaction id beyond every row it can see).
+
+        ``then``: given those rows, one more statement to run in the same snapshot (or None);
+        its rows come last."""
         from concurrent.futures import ThreadPoolExecutor
 
         begin = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
@@ -170,6 +177,9 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
             conns = [stack.enter_context(self._psycopg_lease()) for _ in statements]
             for conn in conns:
                 conn.execute(begin)
+                # the statements are the parallelism: a follow-up over a few key ranges was
+                # planned as a parallel scan of the whole table (0.4 s against 0.15 s by index)
+                conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             if len(conns) > 1:
                 snapshot = conns[0].execute("SELECT pg_export_snapshot()").fetchone()[0]
                 for conn in conns[1:]:
@@ -179,7 +189,11 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
                     pool.submit(lambda c, s: c.execute(s).fetchall(), conn, sql)
                     for conn, sql in zip(conns, statements, strict=True)
                 ]
-                return [f.result() for f in futures]
+                results = [f.result() for f in futures]
+            follow = then(results) if then is not None else None
+            if follow is not None:
+                results.append(conns[0].execute(follow).fetchall())
+            return results
 
     def pipe_from(
         self,

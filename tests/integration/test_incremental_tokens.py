@@ -31,6 +31,7 @@ LINE = re.compile(
     r"(\d+) of (\d+) chunk\(s\) changed: (\d+) inserted, (\d+) updated, (\d+) deleted "
     r"\((\d+) chunk\(s\) checksummed, (\d+) skipped by row versions"
 )
+SCAN = re.compile(r"row-version tokens of \d+ chunk\(s\) read in [\d.]+s \((\w+)\)")
 
 
 def sql(url: str, *statements: str) -> list[tuple[Any, ...]]:
@@ -53,17 +54,22 @@ class Job:
             f"tables: [{{name: {source}, to: ev_out{extra}}}]\n"
         )
 
-    def run(self, env: dict[str, str] | None = None) -> Any:
-        return run_cli("run", self.path, cwd=self.folder, env=env)
+    def run(self, env: dict[str, str] | None = None, debug: bool = False) -> Any:
+        flags = ["--debug"] if debug else []
+        return run_cli(*flags, "run", self.path, cwd=self.folder, env=env)
 
-    def report(self) -> dict[str, int]:
-        """Run once; the numbers of its log line."""
-        result = self.run()
+    def report(self, debug: bool = False) -> dict[str, Any]:
+        """Run once; the numbers of its log line (and with ``debug``, how tokens were read)."""
+        result = self.run(debug=debug)
         assert result.returncode == 0, result.stdout + result.stderr
         found = LINE.search(result.stderr)
         assert found, result.stderr
         names = ("changed", "chunks", "inserted", "updated", "deleted", "hashed", "skipped")
-        return dict(zip(names, map(int, found.groups()), strict=True))
+        report: dict[str, Any] = dict(zip(names, map(int, found.groups()), strict=True))
+        if debug:
+            scan = SCAN.search(result.stderr)
+            report["scan"] = scan.group(1) if scan else None
+        return report
 
     def equal(self, where: str = "TRUE") -> None:
         source = sql(self.url, f"SELECT id, name, amount, at FROM ev WHERE {where} ORDER BY id")
@@ -189,6 +195,31 @@ def _set_tokens(state: Path, statement: str) -> None:
     with closing(sqlite3.connect(state / "state.db")) as db:
         db.execute(statement)
         db.commit()
+
+
+def test_the_totals_scan_and_when_it_falls_back_to_the_grouped_scan(job: Job) -> None:
+    """Tokens are read as the table's totals, plus their own numbers for the chunks holding a
+    recent row or no token; when the rest do not add up to their stored numbers (a delete in a
+    chunk no row was written to), or most chunks need their own, every chunk's are read."""
+    quiet = job.report(debug=True)
+    assert quiet["scan"] == "totals" and quiet["skipped"] == 10, quiet
+    sql(job.url, "UPDATE ev SET name = 'u' WHERE id = 9000")
+    updated = job.report(debug=True)
+    assert updated["scan"] == "totals" and changes(updated) == (0, 1, 0), updated
+    assert updated["hashed"] == 1
+    job.report()  # the applied chunk gets its token back
+    # a delete leaves no recent row: the totals fall short, the grouped scan finds the chunk
+    sql(job.url, "DELETE FROM ev WHERE id = 30000", "UPDATE ev SET name = 'v' WHERE id = 4000")
+    both = job.report(debug=True)
+    assert both["scan"] == "grouped" and changes(both) == (0, 1, 1), both
+    assert both["hashed"] == 2
+    job.equal()
+    job.report()
+    # five chunks of ten with a recent row: each needs its own numbers anyway
+    sql(job.url, "UPDATE ev SET name = 'w' WHERE id IN (2, 8002, 16002, 24002, 32002)")
+    many = job.report(debug=True)
+    assert many["scan"] == "grouped" and changes(many) == (0, 5, 0), many
+    job.equal()
 
 
 def test_tokens_from_elsewhere_or_too_old_are_not_used(job: Job, clean_env: Path) -> None:
