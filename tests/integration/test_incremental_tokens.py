@@ -163,6 +163,13 @@ def test_rows_leaving_a_filter_unwritten_are_found(pg_url: str, tmp_path: Path) 
     swapped = job.report()  # one in, one out: same count, the hash sum moves
     assert changes(swapped) == (1, 0, 1) and swapped["hashed"] == 1, swapped
     job.equal("shown(id)")
+    job.report()
+    # one in (chunk 0), one out (chunk 7): the table's totals keep their count, not their sum
+    sql(pg_url, "DELETE FROM hidden WHERE id = 1000", "INSERT INTO hidden VALUES (30000)")
+    apart = job.report(debug=True)
+    assert apart["scan"] == "grouped" and changes(apart) == (1, 0, 1), apart
+    assert apart["hashed"] == 2
+    job.equal("shown(id)")
 
 
 def test_partitions_and_rows_moving_between_them(pg_url: str, tmp_path: Path) -> None:
