@@ -53,6 +53,18 @@ class RunContext:
     """The state store's URL, for task bodies that keep an audit trail (purge)."""
     assemble: bool = False
     """True when every task of the run runs in this process (the threads executor)."""
+    unkeyed: set[str] = field(default_factory=set)
+    """Staging tables this process created without their primary key (added once loaded)."""
+    _attempted: set[str] = field(default_factory=set)
+    _attempted_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def first_attempt(self, task_id: str) -> bool:
+        """True the first time it is asked about ``task_id`` in this process (a retry: False)."""
+        with self._attempted_lock:
+            if task_id in self._attempted:
+                return False
+            self._attempted.add(task_id)
+            return True
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():

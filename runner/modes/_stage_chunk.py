@@ -63,8 +63,12 @@ def chunk(task: Task, ctx: RunContext) -> TaskResult:
     schema = pa.schema([(name, arrow_from_str(typ)) for name, typ in p["schema"]])
     params = _bound_params(task, ctx)
     delete = (p["delete"], params) if params else p["delete"]
+    # the range is cleared first, for a chunk that committed in an attempt that was not
+    # recorded; a staging table this process created without its key (modes/_stage_key) holds
+    # nothing of this chunk before its first attempt here, and would be scanned whole
+    before = [] if p["stage"] in ctx.unkeyed and ctx.first_attempt(task.id) else [delete]
     if not p.get("sanitize") and p.get("on_error") != "reject":
-        piped = _piped(task, ctx, schema, delete)
+        piped = _piped(task, ctx, schema, before)
         if piped is not None:
             return piped
     batches = source_batches(task, ctx)
@@ -80,11 +84,11 @@ def chunk(task: Task, ctx: RunContext) -> TaskResult:
     screened = rejects.screen(
         batches, ctx.target.dialect, stop, _max_bytes(ctx), ctx.source.dialect
     )
-    written = ctx.target.write(p["stage"], schema, screened, before=[delete])
+    written = ctx.target.write(p["stage"], schema, screened, before=before)
     return TaskResult(rows=written.rows, bytes=written.bytes)
 
 
-def _piped(task: Task, ctx: RunContext, schema: pa.Schema, delete: Any) -> TaskResult | None:
+def _piped(task: Task, ctx: RunContext, schema: pa.Schema, before: list[Any]) -> TaskResult | None:
     """The chunk moved by the target's own bulk path from a source of its kind, undecoded
     (PostgreSQL to PostgreSQL: binary COPY bytes), when the target has one and the column
     types allow it; else None, and the chunk goes through Arrow."""
@@ -99,7 +103,7 @@ def _piped(task: Task, ctx: RunContext, schema: pa.Schema, delete: Any) -> TaskR
         task.params["pipe_select"],
         task.params["stage"],
         schema.names,
-        [delete],
+        before,
         ctx.check_cancel,
         lambda rows, nbytes: ctx.progress(task.id, task.table, rows, nbytes),
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from runner.errors import SafetyError, TaskError, VerifyError
 from runner.execute.context import RunContext, TaskResult
+from runner.modes import _stage_key as stage_key
 from runner.modes import copy as copy_mode
 from runner.plan.catalog import quote_ident, quote_table
 from runner.plan.checksum import verify_checksum, verify_params
@@ -59,6 +60,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
                 "stage_pk": names["stage_pk"],
                 "create": copy_mode._finalize_steps(ctx, names, "replace")["new"],
                 "count_stage": f"SELECT COUNT(*) FROM {stage_sql}",
+                **stage_key.finalize_params(tasks[0].params),
                 **(verify_params(ctx, names["stage"]) if spec.verify == "checksum" else {}),
                 "count_target": f"SELECT COUNT(*) FROM {quote_table(names['target'], d)}",
                 "max_shrink_pct": max_shrink,
@@ -86,10 +88,13 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
             "keep_backups": keep,
         },
         sql={
-            "prepare": (tasks[0].params["create"],),
+            "prepare": (tasks[0].params.get("create_unkeyed", tasks[0].params["create"]),),
             "read": tuple(read_sql),
             "write": tuple(delete_sql),
-            "finalize": tuple(shown if ctx.target_exists else tasks[-1].params["create"][0]),
+            "finalize": (
+                *stage_key.shown(tasks[0].params),
+                *(shown if ctx.target_exists else tasks[-1].params["create"][0]),
+            ),
         },
         target_exists=ctx.target_exists,
     )
@@ -169,6 +174,7 @@ def _finalize(task: Task, ctx: RunContext) -> TaskResult:
     expected = sum(
         r.rows for tid, r in ctx.results.items() if tid.startswith(f"{task.table}:chunk:")
     )
+    stage_key.ensure(task, ctx)
     staged = int(target.scalar(p["count_stage"]) or 0)
     if p["verify"] == "count" and staged != expected:
         raise VerifyError(

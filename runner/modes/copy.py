@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from runner.errors import TaskError, VerifyError
 from runner.execute.context import RunContext, TaskResult
+from runner.modes import _stage_key as stage_key
 from runner.modes._stage_chunk import chunk as _chunk
 from runner.plan.catalog import binary_order, quote_ident, quote_table
 from runner.plan.checksum import verify_checksum, verify_params
@@ -49,19 +50,28 @@ def _names(ctx: TableContext) -> dict[str, str]:
     }
 
 
-def _create_sql(ctx: TableContext, names: dict[str, str]) -> str:
+def _stage_keys(ctx: TableContext) -> list[str]:
+    keys = list(ctx.spec.primary_key or ctx.info.primary_key)
+    return [k for k in keys if any(c.name == k for c in ctx.columns)]
+
+
+def _key_sql(ctx: TableContext, names: dict[str, str]) -> str:
+    d = ctx.target_dialect
+    constraint = f"CONSTRAINT {quote_ident(names['stage_pk'], d)} " if d == "postgres" else ""
+    return f"{constraint}PRIMARY KEY ({', '.join(quote_ident(k, d) for k in _stage_keys(ctx))})"
+
+
+def _create_sql(ctx: TableContext, names: dict[str, str], keyed: bool = True) -> str:
     d = ctx.target_dialect
     nullable = {c.name: c.nullable for c in ctx.info.columns}
-    keys = list(ctx.spec.primary_key or ctx.info.primary_key)
-    keys = [k for k in keys if any(c.name == k for c in ctx.columns)]
+    keys = _stage_keys(ctx)
     lines = [
         f"  {quote_ident(c.name, d)} {c.target_type}"
         + ("" if nullable.get(c.name, True) and c.name not in keys else " NOT NULL")
         for c in ctx.columns
     ]
-    if keys:
-        constraint = f"CONSTRAINT {quote_ident(names['stage_pk'], d)} " if d == "postgres" else ""
-        lines.append(f"  {constraint}PRIMARY KEY ({', '.join(quote_ident(k, d) for k in keys)})")
+    if keys and keyed:
+        lines.append(f"  {_key_sql(ctx, names)}")
     body = ",\n".join(lines)
     # code point order without PAD SPACE: keys 'a' and 'a ' stay apart, and text key ranges
     # compare as the source's chunk bounds were cut (see plan/catalog.binary_order)
@@ -152,6 +162,27 @@ def _range(
     return condition, values
 
 
+def _key_later(
+    ctx: TableContext, names: dict[str, str], mode: str, if_exists: str
+) -> dict[str, str]:
+    """The statements of a staging table loaded without its primary key (modes/_stage_key):
+    on PostgreSQL, where the table is swapped in whole (copy's ``if_exists: replace``, bulk),
+    and not under ``on_error: reject``, whose bisection needs the database to refuse a duplicate
+    key row by row. Nothing where it does not apply."""
+    if (
+        ctx.target_dialect != "postgres"
+        or not _stage_keys(ctx)
+        or ctx.spec.on_error == "reject"
+        or not (mode == "bulk" or (mode == "copy" and if_exists == "replace"))
+    ):
+        return {}
+    return stage_key.statements(
+        quote_table(names["stage"], ctx.target_dialect),
+        _create_sql(ctx, names, keyed=False),
+        _key_sql(ctx, names),
+    )
+
+
 def stage_tasks(
     ctx: TableContext, mode: str, if_exists: str = "replace"
 ) -> tuple[list[Task], list[tuple[Any, Any]], list[str], list[str]]:
@@ -165,6 +196,7 @@ def stage_tasks(
     table = ctx.target_name
     prepare_id = f"{table}:prepare"
     create = _create_sql(ctx, names)
+    later = _key_later(ctx, names, mode, if_exists)
     bounds = [None, *ctx.bounds, None]
     ranges = list(zip(bounds[:-1], bounds[1:], strict=True))
     schema = [[c.name, c.arrow_type] for c in ctx.columns]
@@ -183,6 +215,7 @@ def stage_tasks(
                 "create": create,
                 "drop_stage": f"DROP TABLE IF EXISTS {stage_sql}",
                 "chunks": len(ranges),
+                **later,
             },
         ),
     ]
@@ -262,6 +295,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
                 "verify": spec.verify or "count",
                 "steps": steps,
                 "count_stage": f"SELECT COUNT(*) FROM {stage_sql}",
+                **stage_key.finalize_params(tasks[0].params),
                 **(verify_params(ctx, names["stage"]) if spec.verify == "checksum" else {}),
             },
         )
@@ -283,10 +317,13 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
             "where": spec.where,
         },
         sql={
-            "prepare": (create,),
+            "prepare": (tasks[0].params.get("create_unkeyed", create),),
             "read": tuple(read_sql),
             "write": tuple(delete_sql),
-            "finalize": tuple(s for step in finalize_shown for s in step),
+            "finalize": (
+                *stage_key.shown(tasks[0].params),
+                *(s for step in finalize_shown for s in step),
+            ),
         },
         target_exists=ctx.target_exists,
     )
@@ -318,6 +355,9 @@ def _prepare(task: Task, ctx: RunContext) -> TaskResult:
     resumed_chunks = [t for t in ctx.done if t.startswith(f"{task.table}:chunk:")]
     if resumed_chunks:
         if target.table_exists(p["stage"]):
+            # loaded without its key by the earlier attempt: the key first, so the chunks left
+            # delete their range by it before they load (see modes/_stage_chunk)
+            stage_key.ensure(task, ctx)
             return TaskResult(extra={"kept_stage": len(resumed_chunks)})
         if len(resumed_chunks) == p.get("chunks") and target.table_exists(p["target"]):
             # every chunk was staged and the stage is gone: the finalize step of an earlier
@@ -327,7 +367,12 @@ def _prepare(task: Task, ctx: RunContext) -> TaskResult:
             f"staging table '{p['stage']}' of an unfinished run is gone; "
             "re-run with --fresh to start over"
         )
-    target.execute([p["drop_stage"], p["create"]])
+    # the key after loading only where every chunk runs in this process, which can then tell a
+    # chunk's first attempt (nothing of it in the fresh table) from a retry (see _stage_chunk)
+    unkeyed = "create_unkeyed" in p and ctx.assemble
+    target.execute([p["drop_stage"], p["create_unkeyed"] if unkeyed else p["create"]])
+    if unkeyed:  # as the chunks name it
+        ctx.unkeyed.add(quote_table(p["stage"], target.dialect))
     return TaskResult()
 
 
@@ -343,6 +388,7 @@ def _finalize(task: Task, ctx: RunContext) -> TaskResult:
             target.execute(steps["cleanup"])
             return TaskResult(extra={"already": "swapped"})
         raise TaskError(f"staging table '{p['stage']}' is missing; re-run with --fresh")
+    stage_key.ensure(task, ctx)
     staged = int(target.scalar(p["count_stage"]) or 0)
     if p["if_exists"] in ("append", "truncate") and staged == 0 and expected > 0:
         target.execute(steps["existing"][-1])  # rows already moved by an earlier attempt
