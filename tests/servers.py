@@ -94,6 +94,19 @@ def postgres_connect(url: str = POSTGRES_URL, *, autocommit: bool = True, **kwar
     return psycopg.connect(libpq, connect_timeout=CONNECT_TIMEOUT, autocommit=autocommit, **kwargs)
 
 
+def postgres_rows(url: str, *statements: str, zone: str | None = None) -> list[tuple[Any, ...]]:
+    """Run ``statements`` in order on one autocommit connection (in time zone ``zone``, when
+    given); the rows of the last one ([] when it returns none)."""
+    with postgres_connect(url) as conn:
+        if zone is not None:
+            conn.execute(f"SET TimeZone = '{zone}'")
+        rows: list[tuple[Any, ...]] = []
+        for statement in statements:
+            cursor = conn.execute(statement)
+            rows = cursor.fetchall() if cursor.description else []
+        return rows
+
+
 @functools.cache
 def postgres_problem() -> str | None:
     """Why the PostgreSQL test server cannot be used, or None when it can (asked once)."""

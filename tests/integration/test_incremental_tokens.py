@@ -35,12 +35,7 @@ SCAN = re.compile(r"row-version tokens of \d+ chunk\(s\) read in [\d.]+s \((\w+)
 
 
 def sql(url: str, *statements: str) -> list[tuple[Any, ...]]:
-    with servers.postgres_connect(url) as conn:
-        rows: list[tuple[Any, ...]] = []
-        for statement in statements:
-            cursor = conn.execute(statement)
-            rows = cursor.fetchall() if cursor.description else []
-        return rows
+    return servers.postgres_rows(url, *statements)
 
 
 class Job:

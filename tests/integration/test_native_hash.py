@@ -64,13 +64,7 @@ JSONB = frozenset({"doc"})  # json on one side, jsonb on the other
 
 
 def sql(url: str, *statements: str, zone: str = "UTC") -> list[tuple[Any, ...]]:
-    with servers.postgres_connect(url) as conn:
-        conn.execute(f"SET TimeZone = '{zone}'")
-        rows: list[tuple[Any, ...]] = []
-        for statement in statements:
-            cursor = conn.execute(statement)
-            rows = cursor.fetchall() if cursor.description else []
-        return rows
+    return servers.postgres_rows(url, *statements, zone=zone)
 
 
 def hashes(url: str, table: str, columns: list[tuple[str, str]], zone: str) -> dict[int, int]:

@@ -24,12 +24,7 @@ ROWS = 3000
 
 
 def sql(url: str, *statements: str) -> list[tuple[Any, ...]]:
-    with servers.postgres_connect(url) as conn:
-        rows: list[tuple[Any, ...]] = []
-        for statement in statements:
-            cursor = conn.execute(statement)
-            rows = cursor.fetchall() if cursor.description else []
-        return rows
+    return servers.postgres_rows(url, *statements)
 
 
 def spec(folder: Path, url: str, mode: str = "copy", extra: str = "") -> Path:
