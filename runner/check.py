@@ -147,8 +147,10 @@ def compare_table(
         leaf=threshold,
     )
     # coarse segments first, computed on both sides at once (one grouped scan each); only
-    # the segments that differ are bisected further
-    rows = src.catalog.count(table.source, where)
+    # the segments that differ are bisected further. The rows only cut the segments (the
+    # report's counts come from the scans): a big table's estimate spares a COUNT(*) that
+    # read the whole source before the scans began (5M rows: ~0.3 s)
+    rows = src.catalog.count(table.source, where, estimate=True)
     bounds = differ.source.split(None, None, rows, segments) if rows > threshold else []
     edges = [None, *bounds, None]
     ranges = list(zip(edges[:-1], edges[1:], strict=True))
