@@ -1,9 +1,10 @@
 """A PostgreSQL staging table loaded without its primary key, which it gets once loaded.
 
-Copy (``if_exists: replace``) and bulk swap the staging table in whole, so it needs its key only
-from the swap on: loaded without it, the key is one index build instead of an index insert per
-row. 1M ``events`` rows: ``COPY`` 1.6 s + 0.31 s for the key, against 2.2-2.5 s into the keyed
-table; the bench's W1 at 5M rows took 12.1-12.7 s against 13.9-15.7 s.
+Copy (``if_exists: replace``), bulk and incremental's first run make the staging table the
+target whole, so it needs its key only from then on: loaded without it, the key is one index
+build instead of an index insert per row. 1M ``events`` rows: ``COPY`` 1.6 s + 0.31 s for the
+key, against 2.2-2.5 s into the keyed table; the bench's W1 at 5M rows took 12.1-12.7 s against
+13.9-15.7 s.
 
 Where every chunk runs in this process (the threads executor), ``prepare`` creates the table
 without the key and notes it in ``RunContext.unkeyed``; a chunk's first attempt in this process

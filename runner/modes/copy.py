@@ -166,14 +166,19 @@ def _key_later(
     ctx: TableContext, names: dict[str, str], mode: str, if_exists: str
 ) -> dict[str, str]:
     """The statements of a staging table loaded without its primary key (modes/_stage_key):
-    on PostgreSQL, where the table is swapped in whole (copy's ``if_exists: replace``, bulk),
-    and not under ``on_error: reject``, whose bisection needs the database to refuse a duplicate
-    key row by row. Nothing where it does not apply."""
+    on PostgreSQL, where the table becomes the target whole (copy's ``if_exists: replace``,
+    bulk, incremental's first run), and not under ``on_error: reject``, whose bisection needs
+    the database to refuse a duplicate key row by row. Nothing where it does not apply."""
+    whole = (
+        mode == "bulk"
+        or (mode == "copy" and if_exists == "replace")
+        or (mode == "incremental" and not ctx.target_exists)
+    )
     if (
         ctx.target_dialect != "postgres"
         or not _stage_keys(ctx)
         or ctx.spec.on_error == "reject"
-        or not (mode == "bulk" or (mode == "copy" and if_exists == "replace"))
+        or not whole
     ):
         return {}
     return stage_key.statements(

@@ -36,6 +36,7 @@ from typing import Any
 
 from runner.errors import VerifyError
 from runner.execute.context import RunContext, TaskResult
+from runner.modes import _stage_key as stage_key
 from runner.modes import copy as copy_mode
 from runner.modes._cursor_window import (
     cursor_types,
@@ -183,6 +184,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
                 "merge": merge,
                 "drop_stage": drop,
                 "create": create_steps,
+                **stage_key.finalize_params(tasks[0].params),
                 "transactional_ddl": ctx.target.capabilities.transactional_ddl,
                 "count_stage": count_stage,
                 "watermark_read": once,
@@ -198,6 +200,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
         return None if value is None else (value[0] if len(value) == 1 else value)
 
     finalize = [merge, drop] if ctx.target_exists else [s for step in create_steps for s in step]
+    finalize = [*stage_key.shown(tasks[0].params), *finalize]
     plan = TablePlan(
         source=ctx.source_name,
         target=ctx.target_name,
@@ -221,7 +224,7 @@ def compile(ctx: TableContext, after: list[str]) -> tuple[TablePlan, list[Task]]
             "where": spec.where,
         },
         sql={
-            "prepare": (tasks[0].params["create"],),
+            "prepare": (tasks[0].params.get("create_unkeyed", tasks[0].params["create"]),),
             "read": tuple(read_sql),
             "write": tuple(delete_sql),
             "finalize": tuple(finalize),
@@ -252,6 +255,7 @@ def _finalize(task: Task, ctx: RunContext) -> TaskResult:
     expected = sum(
         r.rows for tid, r in ctx.results.items() if tid.startswith(f"{task.table}:chunk:")
     )
+    stage_key.ensure(task, ctx)  # a first run's staging table, loaded without its key
     mark = p["watermark"]
     if p.get("watermark_read"):
         counted, largest = target.rows(p["count_stage"])[0]

@@ -1,9 +1,9 @@
-"""A PostgreSQL staging table swapped in whole (copy, bulk) is loaded without its primary key
-and gets it once loaded (modes/copy.py ``_key_later``): one index build instead of an index
-insert per row. A chunk's first attempt then skips clearing its range (nothing of it is in the
-fresh table, and clearing would scan the table whole); a retry clears it, so a chunk that
-committed before it failed is not loaded twice; rows read with a key value twice fail the run
-at the key, the target unchanged."""
+"""A PostgreSQL staging table that becomes the target whole (copy, bulk, incremental's first
+run) is loaded without its primary key and gets it once loaded (modes/_stage_key.py): one
+index build instead of an index insert per row. A chunk's first attempt then skips clearing its
+range (nothing of it is in the fresh table, and clearing would scan the table whole); a retry
+clears it, so a chunk that committed before it failed is not loaded twice; rows read with a key
+value twice fail the run at the key, the target unchanged."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def primary_key(url: str, table: str) -> list[tuple[Any, ...]]:
                     f"WHERE conrelid = '{table}'::regclass AND contype = 'p'")  # fmt: skip
 
 
-@pytest.mark.parametrize("mode", ["copy", "bulk"])
+@pytest.mark.parametrize("mode", ["copy", "bulk", "incremental, cursor: id"])
 def test_the_key_is_built_once_loaded(
     source: str, tmp_path: Path, clean_env: Path, statements: list[str], mode: str
 ) -> None:
@@ -97,10 +97,12 @@ def test_the_key_is_built_once_loaded(
     assert not any(s.startswith("DELETE FROM") for s in statements), statements
     assert primary_key(source, "dst") == [("dst_pkey", "PRIMARY KEY (id)")]
     assert sql(source, "SELECT count(*), sum(id) FROM dst") == [(ROWS, ROWS * (ROWS + 1) // 2)]
-    # a second run replaces the table the first made: the key's name is free again
+    # a second run replaces the table the first made (incremental: merges into it)
     statements.clear()
+    sql(source, f"INSERT INTO src VALUES ({ROWS + 1}, 'one more', 1)")
     assert main(["run", str(spec(tmp_path, source, mode))]) == 0
     assert primary_key(source, "dst") == [("dst_pkey", "PRIMARY KEY (id)")]
+    assert sql(source, "SELECT count(*) FROM dst") == [(ROWS + 1,)]
 
 
 def test_the_plan_shows_it(
