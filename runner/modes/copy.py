@@ -248,7 +248,10 @@ def stage_tasks(
         delete = delete.replace(_PARAM, ctx.target.placeholder)
         read_sql.append(sql)
         shown = f"({'-inf' if lo is None else lo}, {'+inf' if hi is None else hi}]"
-        delete_sql.append(delete + (f"  -- key in {shown}" if params else ""))
+        notes = [f"key in {shown}"] if params else []
+        if later:  # see modes/_stage_key: a first attempt has nothing to clear
+            notes.append("on a retry or a resumed run only")
+        delete_sql.append(delete + (f"  -- {'; '.join(notes)}" if notes else ""))
         tasks.append(
             Task(
                 f"{table}:chunk:{number:04d}",

@@ -111,6 +111,8 @@ def test_the_plan_shows_it(
     assert main(["plan", str(spec(tmp_path, source))]) == 0
     shown = capsys.readouterr().out
     assert 'ADD CONSTRAINT "dst__etlrun_stage_pkey" PRIMARY KEY ("id")' in shown, shown
+    deletes = [line for line in shown.splitlines() if "DELETE FROM" in line]
+    assert len(deletes) == 3 and all("on a retry or a resumed run only" in d for d in deletes)
 
 
 def test_a_chunk_retried_after_its_commit_clears_its_range(
