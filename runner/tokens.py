@@ -261,7 +261,8 @@ class SourceTokens:
         found = _summed(results[len(parts) :])
         rows = sum(_int(p[0][0]) for p in parts) - sum(v[0] for v in found.values())
         total = sum(_int(p[0][1]) for p in parts) - sum(v[1] for v in found.values())
-        rest = [i for i in range(n) if i not in set(own)]
+        owned = set(own)
+        rest = [i for i in range(n) if i not in owned]
         if (rows, total) != (sum(known[i][0] for i in rest), sum(held[i] or 0 for i in rest)):
             return None
         for i in rest:
@@ -270,7 +271,7 @@ class SourceTokens:
 
     def usable_since(self, stored: list[Token | None], now: int) -> int | None:
         """The oldest stored snapshot xmin, when the stored tokens can be used at all."""
-        held = [t for t in stored if t is not None and t[0].startswith(f"{self.cluster}:")]
+        held = [t for t in stored if t is not None and _held_sum(t, self.cluster) is not None]
         if not held:
             return None
         since = min(t[1] for t in held)
