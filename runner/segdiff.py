@@ -108,19 +108,16 @@ class HashSide:
     ) -> tuple[list[Sums], list[int]]:
         """:meth:`buckets`, and the sum of the SQL expression ``extra`` over each range's rows,
         computed by the same statement (one snapshot)."""
-        sql = bucket_sql(
+        rows = self.connector.rows(self.buckets_with_sql(lo, hi, bounds, extra))
+        return buckets_with_rows(rows, len(bounds) + 1)
+
+    def buckets_with_sql(self, lo: Any, hi: Any, bounds: Sequence[Any], extra: str) -> str:
+        """The statement of :meth:`buckets_with` (its rows: :func:`buckets_with_rows`)."""
+        return bucket_sql(
             self.table, self.columns, self.connector.dialect, self.flavor, self.key,
             self.key_type, lo, hi, bounds, self.where, self.normalize, extra,
             self._nullable(lo, hi),
         )  # fmt: skip
-        found = {_int(r[0]): r for r in self.connector.rows(sql)}
-        sums: list[Sums] = []
-        more: list[int] = []
-        for i in range(len(bounds) + 1):
-            r = found.get(i)
-            sums.append((_int(r[1]), _int(r[2]), _int(r[3])) if r else EMPTY)
-            more.append(_int(r[4]) if r else 0)
-        return sums, more
 
     def row_hashes(self, lo: Any, hi: Any, rows: int = 0) -> pa.Table:
         """``etlrun_k, etlrun_h1, etlrun_h2`` of every row in ``(lo, hi]``, as Arrow. About
@@ -153,6 +150,19 @@ class HashSide:
             self.integer, text=self.key_type == "string",
         )  # fmt: skip
         return [b for b in inner if b != lo and b != hi]
+
+
+def buckets_with_rows(rows: Sequence[Sequence[Any]], ranges: int) -> tuple[list[Sums], list[int]]:
+    """Per range, the checksum and the sum of ``extra`` of a :meth:`HashSide.buckets_with_sql`
+    statement's rows (an empty range has no row)."""
+    found = {_int(r[0]): r for r in rows}
+    sums: list[Sums] = []
+    more: list[int] = []
+    for i in range(ranges):
+        r = found.get(i)
+        sums.append((_int(r[1]), _int(r[2]), _int(r[3])) if r else EMPTY)
+        more.append(_int(r[4]) if r else 0)
+    return sums, more
 
 
 def _same_keys(source: pa.Table, target: pa.Table) -> pa.Table | None:

@@ -160,7 +160,7 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
     def rows_in_one_snapshot(
         self,
         statements: list[str],
-        then: Callable[[list[list[tuple[Any, ...]]]], str | None] | None = None,
+        then: Callable[[list[list[tuple[Any, ...]]]], list[str]] | None = None,
     ) -> list[list[tuple[Any, ...]]]:
         """The rows of each statement, run at once on a connection each, all reading one
         snapshot: the first exports it and the others import it, as ``pg_dump --jobs`` does.
@@ -168,8 +168,9 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
         state of the table. Each transaction is read-only, so none is given a transaction id
         (``age()`` then measures from a transaction id beyond every row it can see).
 
-        ``then``: given those rows, one more statement to run in the same snapshot (or None);
-        its rows come last."""
+        ``then``: given those rows, more statements to run in the same snapshot, at once on
+        the same connections (in turn where there are more statements than connections);
+        their rows come last, in order."""
         from concurrent.futures import ThreadPoolExecutor
 
         begin = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
@@ -185,14 +186,10 @@ class PostgresConnector(SqlConnector, schemes=("postgresql", "postgres")):
                 for conn in conns[1:]:
                     conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
             with ThreadPoolExecutor(len(conns)) as pool:
-                futures = [
-                    pool.submit(lambda c, s: c.execute(s).fetchall(), conn, sql)
-                    for conn, sql in zip(conns, statements, strict=True)
-                ]
-                results = [f.result() for f in futures]
-            follow = then(results) if then is not None else None
-            if follow is not None:
-                results.append(conns[0].execute(follow).fetchall())
+                results = _on_each(pool, conns, statements)
+                follow = then(results) if then is not None else []
+                if follow:
+                    results += _on_each(pool, conns, follow)
             return results
 
     def pipe_from(
@@ -303,3 +300,14 @@ def _libpq_uri(url: Any) -> str:
 
 def _unquote(name: str) -> str:
     return name[1:-1].replace('""', '"') if name.startswith('"') and name.endswith('"') else name
+
+
+def _on_each(pool: Any, conns: list[Any], statements: list[str]) -> list[list[tuple[Any, ...]]]:
+    """The rows of each statement, the statements dealt out over ``conns`` (each connection
+    runs its share in turn, the connections at once)."""
+
+    def share(k: int) -> list[list[tuple[Any, ...]]]:
+        return [conns[k].execute(sql).fetchall() for sql in statements[k :: len(conns)]]
+
+    shares = [f.result() for f in [pool.submit(share, k) for k in range(len(conns))]]
+    return [shares[i % len(conns)][i // len(conns)] for i in range(len(statements))]

@@ -75,7 +75,8 @@ def source_sums(
     found: list[Token | None] = [None] * n
     read = False
     if tokens is not None and not scattered:  # scattered: every chunk goes to the row diff
-        same, found = tokens.unchanged(ranges, known, held, xmin)
+        same, found, read_too = tokens.unchanged(ranges, known, held, xmin)
+        hashed.update(read_too)
         read = True
     todo = [i for i in range(n) if not same[i]]
     if not scattered:

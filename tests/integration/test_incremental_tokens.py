@@ -387,3 +387,17 @@ def test_the_first_run_leaves_the_target_with_planner_statistics(job: Job) -> No
     assert sql(job.url, "SELECT COUNT(*) FROM pg_stats WHERE tablename = 'ev_out'") == [(4,)]
     plan = sql(job.url, "EXPLAIN SELECT * FROM ev_out WHERE id <= 100")
     assert "Index" in str(plan), plan
+
+
+def test_a_table_swapped_in_under_the_same_name_is_not_taken_for_the_one_read(job: Job) -> None:
+    """A plain table read whole has its rows' tokens unhashed: the token names the table's oid.
+    A copy made before the last run (no row of it written since), differing in one row, then
+    renamed to the source's name, holds each chunk's stored count: only the oid tells."""
+    sql(job.url, "CREATE TABLE ev_next AS SELECT * FROM ev",
+        "ALTER TABLE ev_next ADD PRIMARY KEY (id)",
+        "UPDATE ev_next SET name = 'next' WHERE id = 9000")  # fmt: skip
+    job.report()  # tokens stored after the copy's rows were written
+    sql(job.url, "ALTER TABLE ev RENAME TO ev_before", "ALTER TABLE ev_next RENAME TO ev")
+    swapped = job.report()
+    assert changes(swapped) == (0, 1, 0) and swapped["skipped"] == 0, swapped
+    job.equal()
