@@ -1,6 +1,7 @@
 """PostgreSQL passes the connector conformance suite (a fresh database per test: `pg_url`)."""
 
 import time
+from typing import Any
 
 import pytest
 
@@ -130,6 +131,18 @@ def test_statements_in_one_snapshot_see_the_same_rows_while_others_commit(pg_url
             assert (a[0], a[2]) == (b[0], b[2])
             seen.append(a[2])
         assert seen[-1] > seen[0]  # the writer did commit meanwhile
+        # follow-ups, more than the connections: dealt out over them, rows in their order,
+        # still in the first statements' snapshot
+        given: list[int] = []
+
+        def then(found: list[Any]) -> list[str]:
+            given.append(len(found))
+            return [statement.replace("FROM", f", {n} FROM") for n in range(3)]
+
+        rows = connector.rows_in_one_snapshot([statement, statement], then=then)
+        assert given == [2] and len(rows) == 5
+        assert [r[0][3] for r in rows[2:]] == [0, 1, 2]
+        assert len({(r[0][0], r[0][2]) for r in rows}) == 1
         before = _backends(pg_url)
         connector.rows_in_one_snapshot([statement, statement])
         assert _backends(pg_url) == before
