@@ -185,7 +185,7 @@ def table_context(
     target_name = spec.to or info.name
     target_exists = target.table_exists(target_name)
     if target_exists:
-        columns = _existing_json_types(target, target_name, columns)
+        columns = _existing_json_types(target_catalog, target_name, columns)
     ctx = TableContext(
         job=job,
         spec=spec,
@@ -222,9 +222,7 @@ def table_context(
     return ctx
 
 
-def _existing_json_types(
-    target: Connector, name: str, columns: list[ColumnPlan]
-) -> list[ColumnPlan]:
+def _existing_json_types(target: Catalog, name: str, columns: list[ColumnPlan]) -> list[ColumnPlan]:
     """A PostgreSQL json column planned as json that the existing target holds as jsonb (made by
     an earlier etlrun, or by hand) stays jsonb: staging then matches the target, and checksums
     know to compare the two as jsonb."""

@@ -176,8 +176,10 @@ class Catalog:
         ]
         return [plain(b) for b in bounds[:-1]]
 
-    def sample_row_bytes(self, select: exp.Select, schema: Any, sample: int = 1000) -> float:
-        """Average Arrow bytes per row over the first ``sample`` rows (for the size estimate)."""
+    def sample_row_bytes(self, select: exp.Select, schema: Any, sample: int = 200) -> float:
+        """Average Arrow bytes per row over the first ``sample`` rows (for the size estimate the
+        plan shows). The rows are decoded in Python: 1,000 of the bench's 13 columns took 48 ms
+        of every run's planning, 200 take ~10 ms."""
         query = select.copy().limit(sample)
         total, rows = 0, 0
         for batch in self.connector.sample(

@@ -1,5 +1,5 @@
 -- etlrun plan --emit-sql: job mirror, copy of items as a script for sqlite
--- rendered by sqlglot from the plan (live: sqlite, plan bab587c1b6baf06c); key ranges (lo, hi] by id
+-- rendered by sqlglot from the plan (live: sqlite, plan e4d42ec35dbc7b11); key ranges (lo, hi] by id
 -- source and target tables in one database (or the source reachable by name)
 
 -- prepare: a fresh staging table

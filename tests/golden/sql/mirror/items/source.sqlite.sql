@@ -1,5 +1,5 @@
 -- etlrun plan --emit-sql: job mirror, table items -> items, mode copy
--- runs on the source [sqlite]; plan bab587c1b6baf06c; key ranges (lo, hi] by id
+-- runs on the source [sqlite]; plan e4d42ec35dbc7b11; key ranges (lo, hi] by id
 
 -- chunk 1 of 3: key in (-inf, 336]
 SELECT "id", "name", "price", "seen", "data" FROM "items" WHERE "price" > 1 AND (("id" <= 336) OR "id" IS NULL);

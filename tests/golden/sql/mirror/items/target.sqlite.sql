@@ -1,5 +1,5 @@
 -- etlrun plan --emit-sql: job mirror, table items -> items, mode copy
--- runs on the target [sqlite]; plan bab587c1b6baf06c; key ranges (lo, hi] by id
+-- runs on the target [sqlite]; plan e4d42ec35dbc7b11; key ranges (lo, hi] by id
 
 -- prepare: a fresh staging table
 DROP TABLE IF EXISTS "items__etlrun_stage";
