@@ -143,13 +143,19 @@ class HashSide:
     def split(self, lo: Any, hi: Any, rows: int, parts: int) -> list[Any]:
         """Inner boundaries cutting ``(lo, hi]`` into about ``parts`` ranges of this side."""
         if self.integer and isinstance(lo, int) and isinstance(hi, int):
-            step = max(1, math.ceil((hi - lo) / parts))  # no query: the key is dense enough
-            return [b for b in range(lo + step, hi, step)]
+            return even_bounds(lo, hi, parts)  # no query: the key is dense enough
         inner = self.catalog.key_bounds(
             self.table, self.key, self.condition(lo, hi), rows, max(1, math.ceil(rows / parts)),
             self.integer, text=self.key_type == "string",
         )  # fmt: skip
         return [b for b in inner if b != lo and b != hi]
+
+
+def even_bounds(lo: int, hi: int, parts: int) -> list[int]:
+    """Inner boundaries cutting the integer range ``(lo, hi]`` into ``parts`` equal ranges
+    (fewer when it holds fewer values)."""
+    step = max(1, math.ceil((hi - lo) / parts))
+    return list(range(lo + step, hi, step))
 
 
 def buckets_with_rows(rows: Sequence[Sequence[Any]], ranges: int) -> tuple[list[Sums], list[int]]:
@@ -321,12 +327,23 @@ class Differ:
             self.on_leaf(leaf)
         return leaf, source
 
-    def diff(self, lo: Any, hi: Any, s: Sums, t: Sums, top: bool = True) -> list[Leaf]:
+    def diff(
+        self,
+        lo: Any,
+        hi: Any,
+        s: Sums,
+        t: Sums,
+        top: bool = True,
+        parts: tuple[list[Sums], list[Sums]] | None = None,
+    ) -> list[Leaf]:
         """Every leaf of ``(lo, hi]`` that differs, given the range's checksums on both sides.
 
         ``top``: a caller's whole segment (not a sub-range). When the last top segment turned
         out scattered, the next one goes straight to the row diff: changes spread over every
-        chunk would otherwise cost a sub-range scan per chunk that narrows nothing."""
+        chunk would otherwise cost a sub-range scan per chunk that narrows nothing.
+
+        ``parts``: both sides' checksums of the :data:`SPLIT` even sub-ranges of an integer
+        ``(lo, hi]`` (runner/segparts.py), known already: the first level reads none."""
         if s == t:
             return []
         rows = max(s[0], t[0])
@@ -336,13 +353,18 @@ class Differ:
             leaf = self.row_diff(lo, hi, s, t)
             self.scattered = leaf.changed >= self.split  # few changes: bisect the next one
             return [leaf]
-        side = self.source if s[0] >= t[0] else self.target
-        inner = side.split(lo, hi, rows, self.split)
+        if parts is not None:
+            inner: list[Any] = even_bounds(lo, hi, SPLIT)  # as they were cut
+            ss, tt = parts
+        else:
+            side = self.source if s[0] >= t[0] else self.target
+            inner = side.split(lo, hi, rows, self.split)
         if not inner:
             return [self.row_diff(lo, hi, s, t)]
         edges = [lo, *inner, hi]
         subs = list(zip(edges[:-1], edges[1:], strict=True))
-        ss, tt = self.both(lo, hi, inner)
+        if parts is None:
+            ss, tt = self.both(lo, hi, inner)
         differing = [i for i in range(len(subs)) if ss[i] != tt[i]]
         spread = sum(max(ss[i][0], tt[i][0]) for i in differing)
         if len(differing) > 1 and spread > DENSE * rows:

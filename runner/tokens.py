@@ -71,6 +71,7 @@ from runner.errors import EtlrunError
 from runner.plan.catalog import quote_ident, quote_table
 from runner.plan.segments import INTEGER_KEYS, bucket_case, where_sql
 from runner.segdiff import HashSide, Sums, _int, buckets_with_rows, runs_of
+from runner.segparts import Hashed, layout, per_chunk
 
 KINDS = ("r", "p", "m")
 """pg_class.relkind with row versions: tables, partitioned tables, materialized views."""
@@ -233,11 +234,11 @@ class SourceTokens:
         known: list[Sums],
         stored: list[Token | None],
         since: int,
-    ) -> tuple[dict[int, tuple[int, int, int]], dict[int, tuple[Sums, int]]] | None:
+    ) -> tuple[dict[int, tuple[int, int, int]], dict[int, Hashed]] | None:
         """What :meth:`scan` returns for the ranges without a recent row, from the table's
         totals; and, for the others (holding a recent row, or without a stored token), their
-        content checksums and hash sums (what ``HashSide.buckets_with`` returns), read in the
-        same snapshot. None when the totals do not add up (rows deleted, or gone from a
+        content checksums, hash sums and parts (what ``_checksum_detect.hash_runs`` returns),
+        read in the same snapshot. None when the totals do not add up (rows deleted, or gone from a
         ``where:`` filter, in a range without recent rows): :meth:`scan` then tells which
         ranges.
 
@@ -252,6 +253,7 @@ class SourceTokens:
         held = [_held_sum(t, self.cluster) for t in stored]
         own: list[int] = []
         runs: list[tuple[int, int]] = []
+        sizes: list[list[int]] = []
 
         def detail(parts: list[list[tuple[Any, ...]]]) -> list[str]:
             flagged = {_int(b) for part in parts for b in (part[0][2] or ())}
@@ -259,12 +261,14 @@ class SourceTokens:
             if len(own) * QUICK_SHARE > n:
                 return []
             runs.extend(runs_of(own))
-            return [
-                self.side.buckets_with_sql(
-                    ranges[a][0], ranges[b][1], [hi for _, hi in ranges[a:b]], self.row_token
-                )
-                for a, b in runs
-            ]
+            statements = []
+            for a, b in runs:
+                inner, cut = layout(self.side, ranges, a, b)
+                sizes.append(cut)
+                statements.append(self.side.buckets_with_sql(
+                    ranges[a][0], ranges[b][1], inner, self.row_token
+                ))  # fmt: skip
+            return statements
 
         if all(h is None for h in held):
             return None
@@ -274,12 +278,12 @@ class SourceTokens:
         if len(own) * QUICK_SHARE > n:
             return None
         parts = results[: len(results) - len(runs)]
-        hashed: dict[int, tuple[Sums, int]] = {}
-        for (a, b), rows in zip(runs, results[len(parts) :], strict=True):
-            sums, more = buckets_with_rows(rows, b - a + 1)
-            hashed.update((a + k, (s, t)) for k, (s, t) in enumerate(zip(sums, more, strict=True)))
-        count = sum(_int(p[0][0]) for p in parts) - sum(s[0] for s, _ in hashed.values())
-        total = sum(_int(p[0][1]) for p in parts) - sum(t for _, t in hashed.values())
+        hashed: dict[int, Hashed] = {}
+        for (a, _), cut, rows in zip(runs, sizes, results[len(parts) :], strict=True):
+            sums, more = buckets_with_rows(rows, sum(cut))
+            hashed.update((a + k, chunk) for k, chunk in enumerate(per_chunk(sums, more, cut)))
+        count = sum(_int(p[0][0]) for p in parts) - sum(h[0][0] for h in hashed.values())
+        total = sum(_int(p[0][1]) for p in parts) - sum(h[1] for h in hashed.values())
         rest = [i for i in range(n) if i not in hashed]
         if (count, total) != (sum(known[i][0] for i in rest), sum(held[i] or 0 for i in rest)):
             return None
@@ -321,16 +325,16 @@ class SourceTokens:
         known: list[Sums],
         stored: list[Token | None],
         xmin: int,
-    ) -> tuple[list[bool], list[Token | None], dict[int, tuple[Sums, int]]]:
+    ) -> tuple[list[bool], list[Token | None], dict[int, Hashed]]:
         """Which chunks the stored tokens show unchanged, and their tokens (holding from
         ``xmin``, the 64-bit snapshot xmin read before this and the statements it covers); and
-        the content checksums and hash sums read of other chunks on the way (by chunk number:
-        what ``HashSide.buckets_with`` returns, read after ``xmin``)."""
+        the content checksums, hash sums and parts read of other chunks on the way (by chunk
+        number: what ``_checksum_detect.hash_runs`` returns, read after ``xmin``)."""
         bounds = [hi for _, hi in ranges[:-1]]
         since = self.usable_since(stored, xmin)
         same = [False] * len(ranges)
         tokens: list[Token | None] = [None] * len(ranges)
-        hashed: dict[int, tuple[Sums, int]] = {}
+        hashed: dict[int, Hashed] = {}
         if since is not None:
             started = time.monotonic()
             quick = self.quick_scan(ranges, known, stored, since)

@@ -1,5 +1,6 @@
 """incremental ``strategy: checksum``: each stored chunk's checksum on the source now, or
-none where the row diff is to give it (changes scattered over most chunks).
+none where the row diff is to give it (changes scattered over most chunks); and, without
+stored checksums, chunks cut on the target and checksummed on both sides (:func:`against_target`).
 
 Chunks whose row-version tokens say unchanged keep their stored checksum (runner/tokens.py);
 the others are hashed by content and compared with the stored checksums. A changed chunk is
@@ -22,11 +23,13 @@ few), a probe chunk's hash was wasted. Without usable tokens the probes hash the
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runner.segdiff import HashSide, Sums, runs_of
+from runner.segparts import Hashed, Parts, layout, per_chunk
 from runner.tokens import SourceTokens, Token
 
 PROBES = (0.25, 0.75)
@@ -48,6 +51,8 @@ class SourceSums:
     """Both probes changed: the changes are taken to be everywhere."""
     tokens_read: bool = False
     """The stored row-version tokens were compared (not when scattered: none would hold)."""
+    parts: dict[int, Parts] = field(default_factory=dict)
+    """The parts (runner/segparts.py) of the chunks read by content, where read."""
 
 
 def source_sums(
@@ -66,7 +71,7 @@ def source_sums(
     # read before any statement whose rows a stored token will describe (see runner/tokens.py)
     xmin = tokens.snapshot_xmin() if tokens is not None else 0
     extra = tokens.row_token if tokens is not None else None
-    hashed: dict[int, tuple[Sums, int]] = {}
+    hashed: dict[int, Hashed] = {}
     scattered = False
     if probe and n >= MIN_CHUNKS:
         picks = sorted({int(n * f) for f in PROBES})
@@ -88,15 +93,18 @@ def source_sums(
     if not scattered:
         hashed.update(hash_runs(detect, ranges, [i for i in todo if i not in hashed], extra, pool))
     sums: list[Sums | None] = list(known)
+    parts: dict[int, Parts] = {}
     for i in todo:
         if i not in hashed:
             sums[i] = None
             continue
-        s, total = hashed[i]
+        s, total, chunk_parts = hashed[i]
         sums[i] = s
+        if chunk_parts is not None:
+            parts[i] = chunk_parts
         if tokens is not None:  # equal to the stored checksum, which the target has
             found[i] = (tokens.token(total), xmin) if s == known[i] else None
-    return SourceSums(sums, found, len(todo), scattered, read)
+    return SourceSums(sums, found, len(todo), scattered, read, parts)
 
 
 def hash_runs(
@@ -105,21 +113,22 @@ def hash_runs(
     chunks: list[int],
     extra: str | None = None,
     pool: Executor | None = None,
-) -> dict[int, tuple[Sums, int]]:
+) -> dict[int, Hashed]:
     """The content checksum of each of ``chunks`` (indexes into ``ranges``), runs of adjacent
     chunks in one statement each (on ``pool``'s threads at once, when given), with the sum of
-    the SQL expression ``extra`` (0 without)."""
+    the SQL expression ``extra`` (0 without), and the chunk's parts where the side reads them
+    (runner/segparts.py)."""
     runs = runs_of(sorted(chunks))
 
-    def run(i: int, j: int) -> dict[int, tuple[Sums, int]]:
-        inner = [hi for _, hi in ranges[i:j]]
+    def run(i: int, j: int) -> dict[int, Hashed]:
+        inner, sizes = layout(side, ranges, i, j)
         if extra is None:
-            part, totals = side.buckets(ranges[i][0], ranges[j][1], inner), [0] * (j - i + 1)
+            sums, totals = side.buckets(ranges[i][0], ranges[j][1], inner), [0] * sum(sizes)
         else:
-            part, totals = side.buckets_with(ranges[i][0], ranges[j][1], inner, extra)
-        return {i + n: (s, total) for n, (s, total) in enumerate(zip(part, totals, strict=True))}
+            sums, totals = side.buckets_with(ranges[i][0], ranges[j][1], inner, extra)
+        return {i + n: chunk for n, chunk in enumerate(per_chunk(sums, totals, sizes))}
 
-    found: dict[int, tuple[Sums, int]] = {}
+    found: dict[int, Hashed] = {}
     if pool is None or len(runs) < 2:
         parts = [run(i, j) for i, j in runs]
     else:
@@ -127,3 +136,53 @@ def hash_runs(
     for part in parts:
         found.update(part)
     return found
+
+
+def against_target(
+    src: HashSide,
+    tgt: HashSide,
+    detect: HashSide,
+    rows: int,
+    chunk_rows: int,
+    pool: Any,
+    tokens: SourceTokens | None = None,
+) -> tuple[
+    list[tuple[Any, Any]], list[Sums], list[Sums], list[Sums], list[Token | None], dict[int, Any]
+]:
+    """Chunks cut on the target: (ranges, source sums, target sums, source sums as stored,
+    row-version tokens of the chunks found equal, the source's parts of the chunks where read
+    and stored as they are: runner/segparts.py).
+
+    Tokens are read by the source's checksum statement itself, so where its checksum equals
+    the target's the token describes rows the target has; only when the stored checksum is
+    that same statement's (no json hashed as jsonb)."""
+    parts = math.ceil(rows / chunk_rows) if rows else 1
+    bounds = tgt.split(None, None, rows, parts) if parts > 1 else []
+    edges = [None, *bounds, None]
+    ranges = list(zip(edges[:-1], edges[1:], strict=True))
+    # the source's statement reads the chunks' parts too, where they are stored as read
+    if detect is src:
+        inner, sizes = layout(src, ranges, 0, len(ranges) - 1)
+    else:
+        inner, sizes = bounds, [1] * len(ranges)
+    if tokens is not None and detect is src:
+        xmin = tokens.snapshot_xmin()
+        a = pool.submit(src.buckets_with, None, None, inner, tokens.row_token)
+        b = pool.submit(tgt.buckets, None, None, bounds)
+        (fine, more), target = a.result(), b.result()
+        chunks = per_chunk(fine, more, sizes)
+        source = [c[0] for c in chunks]
+        found: list[Token | None] = [
+            (tokens.token(c[1]), xmin) if c[0] == t else None
+            for c, t in zip(chunks, target, strict=True)
+        ]
+        kept = {i: c[2] for i, c in enumerate(chunks) if c[2] is not None}
+        return ranges, source, target, source, found, kept
+    a = pool.submit(src.buckets, None, None, inner)
+    b = pool.submit(tgt.buckets, None, None, bounds)
+    fine, target = a.result(), b.result()
+    chunks = per_chunk(fine, [0] * len(fine), sizes)
+    source = [c[0] for c in chunks]
+    stored = source if detect is src else detect.buckets(None, None, bounds)
+    kept = {i: c[2] for i, c in enumerate(chunks) if c[2] is not None}
+    return ranges, source, target, stored, [None] * len(ranges), kept

@@ -11,6 +11,7 @@ target's rows as of the last run: row count and an order-independent sum of row 
 2. for each chunk whose checksum is not the stored one, bisects it against the target
    (segdiff.py: sub-range checksums on both sides at once, then the keys and hashes of the
    small ranges that still differ), which names exactly the keys inserted, updated and deleted;
+   where the chunk's parts are stored (runner/segparts.py), its first level reads none;
 3. applies the changed chunks in target transactions, each holding one or more whole chunks'
    changes: delete those keys, insert the source's rows for them (sanitized in flight);
 4. after the last commit, stores the new chunk checksums (a chunk grown past twice
@@ -43,7 +44,7 @@ from loguru import logger
 from runner.execute.context import RunContext, TaskResult
 from runner.modes import copy as copy_mode
 from runner.modes._apply_keys import apply_leaves as _apply
-from runner.modes._checksum_detect import source_sums
+from runner.modes._checksum_detect import against_target, source_sums
 from runner.modes.sync import report_where
 from runner.plan.catalog import quote_table
 from runner.plan.compiler import TableContext
@@ -59,7 +60,8 @@ from runner.segdiff import (
     summable,
     total,
 )
-from runner.tokens import SourceTokens, Token
+from runner.segparts import usable
+from runner.tokens import SourceTokens
 
 PASS_THROUGH = (None, "keep", "allow")
 APPLY_KEYS = 50_000
@@ -246,42 +248,6 @@ def _target_rows(p: dict[str, Any], ctx: RunContext) -> int:
     return int(ctx.target.scalar(f"SELECT COUNT(*) FROM {table}") or 0)  # type: ignore[call-overload]
 
 
-def _against_target(
-    src: HashSide,
-    tgt: HashSide,
-    detect: HashSide,
-    rows: int,
-    chunk_rows: int,
-    pool: Any,
-    tokens: SourceTokens | None = None,
-) -> tuple[list[tuple[Any, Any]], list[Sums], list[Sums], list[Sums], list[Token | None]]:
-    """Chunks cut on the target: (ranges, source sums, target sums, source sums as stored,
-    row-version tokens of the chunks found equal).
-
-    Tokens are read by the source's checksum statement itself, so where its checksum equals
-    the target's the token describes rows the target has; only when the stored checksum is
-    that same statement's (no json hashed as jsonb)."""
-    parts = math.ceil(rows / chunk_rows) if rows else 1
-    bounds = tgt.split(None, None, rows, parts) if parts > 1 else []
-    edges = [None, *bounds, None]
-    ranges = list(zip(edges[:-1], edges[1:], strict=True))
-    if tokens is not None and detect is src:
-        xmin = tokens.snapshot_xmin()
-        a = pool.submit(src.buckets_with, None, None, bounds, tokens.row_token)
-        b = pool.submit(tgt.buckets, None, None, bounds)
-        (source, totals), target = a.result(), b.result()
-        found: list[Token | None] = [
-            (tokens.token(n), xmin) if s == t else None
-            for s, t, n in zip(source, target, totals, strict=True)
-        ]
-        return ranges, source, target, source, found
-    a = pool.submit(src.buckets, None, None, bounds)
-    b = pool.submit(tgt.buckets, None, None, bounds)
-    source, target = a.result(), b.result()
-    stored = source if detect is src else detect.buckets(None, None, bounds)
-    return ranges, source, target, stored, [None] * len(ranges)
-
-
 def _first_checksums(task: Task, ctx: RunContext) -> TaskResult:
     """After the first copy: store the source's chunk checksums where the target equals the
     source, and an impossible checksum where not (the source changed after it was read), so
@@ -293,12 +259,20 @@ def _first_checksums(task: Task, ctx: RunContext) -> TaskResult:
     src, tgt, detect = _sides(p, ctx)
     tokens = SourceTokens.probe(src)
     with ThreadPoolExecutor(2) as pool:
-        ranges, source, target, stored, found = _against_target(
+        ranges, source, target, stored, found, parts = against_target(
             src, tgt, detect, _target_rows(p, ctx), p["chunk_rows"], pool, tokens
         )
     chunks = [
-        (lo, hi, *(d if s == t else UNKNOWN), *(token or (None, None)))
-        for (lo, hi), s, t, d, token in zip(ranges, source, target, stored, found, strict=True)
+        (
+            lo,
+            hi,
+            *(d if s == t else UNKNOWN),
+            *(token or (None, None)),
+            parts.get(i) if s == t else None,
+        )
+        for i, ((lo, hi), s, t, d, token) in enumerate(
+            zip(ranges, source, target, stored, found, strict=True)
+        )
     ]
     _store(ctx).set_chunk_checksums(p["job"], p["target"], p["signature"], chunks, ctx.run_id)
     return TaskResult(extra={"chunks": len(chunks)})
@@ -319,9 +293,11 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
             known: list[Sums] = [tuple(c[2:5]) for c in stored]  # type: ignore[misc]
             started = time.monotonic()
             held = [None if c[5] is None else (c[5], c[6]) for c in stored]
+            stored_parts = [c[7] for c in stored]
             probe = detect is src and summable(p["key_type"])
             detected = source_sums(detect, tokens, ranges, known, held, pool, probe)
             sums, found, hashed = detected.sums, detected.tokens, detected.hashed
+            source_parts = detected.parts
             scattered = " (scattered: the rest by row diff)" if detected.scattered else ""
             if detected.scattered and tokens is not None and not detected.tokens_read:
                 scattered = " (scattered: row-version tokens not read, the rest by row diff)"
@@ -330,9 +306,10 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
             differ.scattered = detected.scattered
         else:  # no usable state: every chunk against the target itself
             rows = max(_target_rows(p, ctx), src.catalog.count(p["source"], src.where))
-            ranges, sums, known, stored_sums, found = _against_target(  # type: ignore[assignment]
+            ranges, sums, known, stored_sums, found, source_parts = against_target(  # type: ignore[assignment]
                 src, tgt, detect, rows, p["chunk_rows"], pool, tokens if detect is src else None
             )
+            stored_parts = [None] * len(ranges)
             hashed = len(ranges)
         totals = {"inserted": 0, "updated": 0, "deleted": 0}
         differs = [a is None or a != b for a, b in zip(sums, known, strict=True)]
@@ -367,7 +344,9 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
                 leaves = [leaf] if leaf.changed else []
             else:
                 j = i
-                leaves = differ.diff(*ranges[i], sums[i], known[i])
+                a, b = source_parts.get(i), stored_parts[i]
+                both = (a, b) if usable(*ranges[i], a, b, sums[i], known[i]) else None
+                leaves = differ.diff(*ranges[i], sums[i], known[i], parts=both)  # type: ignore[arg-type]
             logger.debug("{} ({}, {}]: compared in {:.2f}s", p["target"], ranges[i][0],
                          ranges[j][1], time.monotonic() - started)  # fmt: skip
             i = j + 1
@@ -383,11 +362,12 @@ def _sync_chunks(task: Task, ctx: RunContext) -> TaskResult:
             _apply(task, ctx, pending)
         to_store = sums if stored_sums is None else stored_sums
         new_chunks: list[tuple] = []
-        for (lo, hi), s, token in zip(ranges, to_store, found, strict=True):
+        for i, ((lo, hi), s, token) in enumerate(zip(ranges, to_store, found, strict=True)):
             if s[0] > 2 * p["chunk_rows"]:  # grown by inserts: split it (the target = source now)
                 new_chunks += _chunked(detect, lo, hi, s[0], p["chunk_rows"])
-            else:  # a token only where the chunk was found equal (see runner/tokens.py)
-                new_chunks.append((lo, hi, *s, *(token or (None, None))))
+            else:  # a token and parts only where the chunk was found equal (runner/segparts.py)
+                kept = source_parts.get(i, stored_parts[i]) if sums[i] == known[i] else None
+                new_chunks.append((lo, hi, *s, *(token or (None, None)), kept))
         changed_chunks = sum(a != b for a, b in zip(sums, known, strict=True))
     # after every target commit: the target now holds what the source held when hashed
     _crash_point(f"{task.id}:applied")

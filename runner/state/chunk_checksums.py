@@ -18,21 +18,24 @@ class ChunkChecksums:
     host: str
 
     def get_chunk_checksums(self, job: str, table: str) -> tuple[str, list[tuple[Any, ...]]]:
-        """(signature, [(lo, hi, rows, sum1, sum2, token, token_xid)] in key order); ("", [])
-        when none. ``token`` and ``token_xid`` are None for a chunk without a row-version token
-        (and in every chunk of a store from before tokens)."""
+        """(signature, [(lo, hi, rows, sum1, sum2, token, token_xid, parts)] in key order);
+        ("", []) when none. ``token`` and ``token_xid`` are None for a chunk without a
+        row-version token (and in every chunk of a store from before tokens); ``parts`` (the
+        checksums of its sub-ranges, runner/segparts.py) None for a chunk without them."""
         c = chunk_checksums.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(c.signature, c.lo, c.hi, c.rows, c.sum1, c.sum2, c.token, c.token_xid)
+                sa.select(c.signature, c.lo, c.hi, c.rows, c.sum1, c.sum2, c.token, c.token_xid,
+                          c.parts)
                 .where((c.job == job) & (c.table_name == table))
                 .order_by(c.chunk)
-            ).all()
+            ).all()  # fmt: skip
         if not rows:
             return "", []
         chunks = [
             (json.loads(r[1]), json.loads(r[2]), int(r[3]), int(r[4]), int(r[5]), r[6],
-             None if r[7] is None else int(r[7]))
+             None if r[7] is None else int(r[7]),
+             None if r[8] is None else [tuple(p) for p in json.loads(r[8])])
             for r in rows
         ]  # fmt: skip
         return str(rows[0][0]), chunks
@@ -43,7 +46,7 @@ class ChunkChecksums:
         """Replace the table's chunk checksums; called only after the target commits.
 
         Each chunk is ``(lo, hi, rows, sum1, sum2)``, optionally followed by ``(token,
-        token_xid)``."""
+        token_xid)`` and then ``parts``."""
         c = chunk_checksums.c
         at = now()
         with self.engine.begin() as conn:
@@ -55,9 +58,10 @@ class ChunkChecksums:
                         {"job": job, "table_name": table, "chunk": i, "signature": signature,
                          "lo": json.dumps(lo), "hi": json.dumps(hi), "rows": rows,
                          "sum1": str(s1), "sum2": str(s2), "run_id": run_id, "updated_at": at,
-                         "token": token, "token_xid": xid}
-                        for i, (lo, hi, rows, s1, s2, token, xid) in enumerate(
-                            (*chunk, None, None)[:7] for chunk in chunks
+                         "token": token, "token_xid": xid,
+                         "parts": None if parts is None else json.dumps(parts)}
+                        for i, (lo, hi, rows, s1, s2, token, xid, parts) in enumerate(
+                            (*chunk, None, None, None)[:8] for chunk in chunks
                         )
                     ],
                 )  # fmt: skip

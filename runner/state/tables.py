@@ -86,6 +86,9 @@ chunk_checksums = sa.Table(
     # runner/tokens.py): "<cluster>:<hash sum>", and the snapshot xmin it holds from; NULL: none
     sa.Column("token", sa.Text),
     sa.Column("token_xid", sa.BigInteger),
+    # JSON [[rows, sum1, sum2], ...]: the checksums of the chunk's even sub-ranges, stored where
+    # it last matched the target (see runner/segparts.py); NULL: none
+    sa.Column("parts", sa.Text),
 )
 # the purge audit (the seed's PURGE_REQUEST / PURGE_REQUEST_DETAILS / PURGE_MODULE_INPUT)
 purge_requests = sa.Table(

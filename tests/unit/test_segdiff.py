@@ -161,3 +161,24 @@ def test_a_postgresql_primary_key_is_not_nullable(pg_url: str) -> None:
         assert "IS NULL" not in keyed.condition(None, 10).sql()
     finally:
         conn.close()
+
+
+def test_parts_cut_a_run_of_chunks_and_add_up_to_its_chunks() -> None:
+    """runner/segparts.py: one statement's bounds over chunks cut into their parts, and its
+    ranges' sums regrouped per chunk (an open-ended chunk has no parts)."""
+    from runner.segparts import fine_bounds, per_chunk, usable
+
+    ranges = [(None, 100), (100, 200), (200, 232), (232, None)]
+    bounds, sizes = fine_bounds(ranges, 0, 3)
+    assert bounds == sorted(set(bounds)) and {100, 200, 232} <= set(bounds)
+    assert sizes[0] == sizes[3] == 1 and sizes[1] > 1 and sizes[2] == 16
+    assert len(bounds) + 1 == sum(sizes)
+    sums = [(1, i, 2 * i) for i in range(sum(sizes))]
+    chunks = per_chunk(sums, [1] * len(sums), sizes)
+    assert [c[0][0] for c in chunks] == sizes and [c[1] for c in chunks] == sizes
+    assert chunks[0][2] is None and chunks[2][2] == sums[sizes[0] + sizes[1] : -1]
+    s = chunks[2][0]
+    assert usable(200, 232, chunks[2][2], chunks[2][2], s, s)
+    assert not usable(200, 232, chunks[2][2], chunks[2][2][:-1], s, s)  # cut otherwise
+    assert not usable(200, 232, chunks[2][2], chunks[2][2], s, (0, 0, 0))  # not adding up
+    assert not usable(None, 100, None, None, (0, 0, 0), (0, 0, 0))
