@@ -8,7 +8,8 @@
 - Tests that use those fixtures get the ``postgres`` / ``mariadb`` marker automatically, and a
   test with the marker is skipped with the reason when its server does not answer, or fails when
   ``ETLRUN_REQUIRE_SERVERS=1`` (CI: a green run must not mean "ran nothing").
-- ``run_cli(*args)`` runs ``python -m runner`` in a subprocess (also a fixture of the same name).
+- ``run_cli(*args)`` runs ``python -m runner`` in a subprocess (also a fixture of the same name),
+  forked from a process that has imported the libraries once (``tests/cli_fork.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import cli_fork
 import pytest
 import servers
 
@@ -60,6 +62,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for kind, fixtures in SERVER_FIXTURES.items():
             if names.intersection(fixtures) and item.get_closest_marker(kind) is None:
                 item.add_marker(getattr(pytest.mark, kind))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    cli_fork.close()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -113,6 +119,9 @@ def run_cli(
             full_env.pop(name, None)
         else:
             full_env[name] = value
+    forked = cli_fork.run([str(a) for a in args], os.fspath(cwd or os.getcwd()), full_env, timeout)
+    if forked is not None:
+        return forked
     return subprocess.run(
         [sys.executable, "-m", "runner", *map(str, args)],
         cwd=cwd,

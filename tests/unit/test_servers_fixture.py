@@ -195,7 +195,10 @@ def test_unreachable_server_skips_the_tests_that_need_it(
     """End to end: by marker or by fixture, a test skips with the reason when nothing answers."""
     here = Path(__file__).resolve().parent.parent
     pytester.makeconftest((here / "conftest.py").read_text(encoding="utf-8"))
-    pytester.makepyfile(servers=(here / "servers.py").read_text(encoding="utf-8"))
+    pytester.makepyfile(
+        servers=(here / "servers.py").read_text(encoding="utf-8"),
+        cli_fork=(here / "cli_fork.py").read_text(encoding="utf-8"),
+    )
     pytester.makeini("[pytest]\nmarkers =\n    postgres: pg\n    mariadb: mariadb\n")
     pytester.makepyfile(
         test_x="""
