@@ -120,6 +120,7 @@ for line in requests:
 class Zygote:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.lock = threading.Lock()
+        self.broken = False
         self.pythonpath = env.get("PYTHONPATH")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", ZYGOTE, json.dumps(PRELOAD)],
@@ -154,8 +155,11 @@ class Zygote:
     ) -> subprocess.CompletedProcess[str] | None:
         """The command's result; None when the zygote cannot take it (busy, or another
         PYTHONPATH)."""
-        if env.get("PYTHONPATH") != self.pythonpath or not self.lock.acquire(blocking=False):
+        if self.broken or env.get("PYTHONPATH") != self.pythonpath:
             return None
+        if not self.lock.acquire(blocking=False):
+            return None
+        started: dict[str, Any] | None = None
         try:
             with tempfile.TemporaryDirectory(prefix="etlrun-cli-") as folder:
                 out, err = Path(folder, "stdout"), Path(folder, "stderr")
@@ -177,6 +181,17 @@ class Zygote:
                 return subprocess.CompletedProcess(
                     command, finished["code"], _text(out), _text(err)
                 )
+        except subprocess.TimeoutExpired:
+            raise
+        except BaseException:
+            # interrupted mid-command (a test's timeout, ^C): the replies may be out of step
+            # with the requests from here on, so the zygote serves no more
+            self.broken = True
+            if started is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(started["pid"], signal.SIGKILL)
+            self.close()
+            raise
         finally:
             self.lock.release()
 
