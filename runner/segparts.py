@@ -11,8 +11,9 @@ first level cost 0.19-0.27 s, both sides at once.
 
 Parts are stored only for a chunk found equal to its stored checksum (the parts were read from
 rows the target holds) and carried over while the chunk stays unchanged; a chunk the run
-applied, grew or split has none until a later run finds it equal. Integer keys only, and only
-chunks with both ends known (the first and last chunks are open-ended).
+applied, grew or split has none until a later run finds it equal. PostgreSQL integer keys
+only (:func:`finer`), and only chunks with both ends known (the first and last chunks are
+open-ended).
 """
 
 from __future__ import annotations
