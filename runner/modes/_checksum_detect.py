@@ -147,7 +147,7 @@ def against_target(
     pool: Any,
     tokens: SourceTokens | None = None,
 ) -> tuple[
-    list[tuple[Any, Any]], list[Sums], list[Sums], list[Sums], list[Token | None], dict[int, Any]
+    list[tuple[Any, Any]], list[Sums], list[Sums], list[Sums], list[Token | None], dict[int, Parts]
 ]:
     """Chunks cut on the target: (ranges, source sums, target sums, source sums as stored,
     row-version tokens of the chunks found equal, the source's parts of the chunks where read
@@ -165,24 +165,22 @@ def against_target(
         inner, sizes = layout(src, ranges, 0, len(ranges) - 1)
     else:
         inner, sizes = bounds, [1] * len(ranges)
-    if tokens is not None and detect is src:
-        xmin = tokens.snapshot_xmin()
-        a = pool.submit(src.buckets_with, None, None, inner, tokens.row_token)
-        b = pool.submit(tgt.buckets, None, None, bounds)
-        (fine, more), target = a.result(), b.result()
-        chunks = per_chunk(fine, more, sizes)
-        source = [c[0] for c in chunks]
+    reader = tokens if detect is src else None  # the statement reads the tokens too
+    xmin = reader.snapshot_xmin() if reader is not None else 0
+    if reader is not None:
+        a = pool.submit(src.buckets_with, None, None, inner, reader.row_token)
+    else:
+        a = pool.submit(lambda: (src.buckets(None, None, inner), [0] * sum(sizes)))
+    b = pool.submit(tgt.buckets, None, None, bounds)
+    (fine, more), target = a.result(), b.result()
+    chunks = per_chunk(fine, more, sizes)
+    source = [c[0] for c in chunks]
+    kept = {i: c[2] for i, c in enumerate(chunks) if c[2] is not None}
+    if reader is not None:
         found: list[Token | None] = [
-            (tokens.token(c[1]), xmin) if c[0] == t else None
+            (reader.token(c[1]), xmin) if c[0] == t else None
             for c, t in zip(chunks, target, strict=True)
         ]
-        kept = {i: c[2] for i, c in enumerate(chunks) if c[2] is not None}
         return ranges, source, target, source, found, kept
-    a = pool.submit(src.buckets, None, None, inner)
-    b = pool.submit(tgt.buckets, None, None, bounds)
-    fine, target = a.result(), b.result()
-    chunks = per_chunk(fine, [0] * len(fine), sizes)
-    source = [c[0] for c in chunks]
     stored = source if detect is src else detect.buckets(None, None, bounds)
-    kept = {i: c[2] for i, c in enumerate(chunks) if c[2] is not None}
     return ranges, source, target, stored, [None] * len(ranges), kept
