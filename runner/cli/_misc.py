@@ -67,7 +67,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError("--update-state applies to file jobs (files:)")
     source, target = connect(job.source), connect(job.target)
     try:
-        plan = compile(job, source, target, _split_tables(args.tables))
+        plan = compile(job, source, target, _split_tables(args.tables), sizes=False)
         results = check(list(plan.tables), source, target, job.workers)
     finally:
         source.close()

@@ -92,7 +92,7 @@ def run_job(job: Any, job_path: str, args: argparse.Namespace, saved: Any = None
             elif saved is not None:
                 plan = saved
             else:
-                plan = compile(job, source, target, tables, state=state)
+                plan = compile(job, source, target, tables, state=state, sizes=False)
             if signals():
                 raise InterruptedError_(signals() or 2, "stopped before anything was written")
             state.start_run(

@@ -32,6 +32,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from runner._lazy import defer
 from runner.connectors.base import Statement, WriteResult
 
 BUSY_TIMEOUT_MS = 300_000
@@ -67,6 +68,7 @@ def available(table: str) -> bool:
     """Whether the driver is installed and ``table`` is a plain (not schema-qualified) name."""
     if '"."' in table or (not table.startswith('"') and "." in table):
         return False
+    defer("pyarrow.dataset")  # ADBC's dbapi imports it for ingesting datasets: 60 ms
     try:
         import adbc_driver_sqlite.dbapi  # noqa: F401
     except ImportError:
@@ -106,6 +108,7 @@ def write(
     encode: Callable[[pa.Array], Any],
 ) -> WriteResult:
     """In one transaction: ``before``, then every batch appended to ``table`` (a quoted name)."""
+    defer("pyarrow.dataset")
     import adbc_driver_sqlite.dbapi as adbc
 
     result = WriteResult()

@@ -37,8 +37,10 @@ def compile(
     target: Connector,
     tables: list[str] | None = None,
     state: Any = None,
+    sizes: bool = True,
 ) -> Plan:  # noqa: A001
-    """Turn a job into a plan by reading the source's catalog.
+    """Turn a job into a plan by reading the source's catalog. ``sizes``: estimate each
+    table's bytes from sample rows, which only ``etlrun plan`` shows (0 otherwise).
 
     Example:
         >>> plan = compile(job, connect(job.source), connect(job.target))  # doctest: +SKIP
@@ -59,7 +61,9 @@ def compile(
         for name in names:
             if tables and not _selected(name, spec, tables):
                 continue
-            ctx = table_context(job, spec, index, name, catalog, target_catalog, source, target)
+            ctx = table_context(
+                job, spec, index, name, catalog, target_catalog, source, target, sizes
+            )
             ctx.state = state
             if ctx.target_name in seen:
                 raise ctx.issue(
