@@ -458,3 +458,21 @@ def test_a_changed_chunk_is_compared_by_its_stored_parts(
     sql(job.url, "UPDATE ev SET name = 'z' WHERE id = 25000")  # chunk 2
     assert scans() == 2
     assert scans() == 0 and len(json.loads(parts(2))) == 16  # the column is back; found equal
+
+
+def test_many_changed_keys_are_applied_in_two_transactions(job: Job) -> None:
+    """From SPLIT_KEYS changed keys on, a PostgreSQL target takes them in two transactions at
+    once, split at the median key: updates, deletes and inserts on both sides of it arrive."""
+    sql(
+        job.url,
+        "UPDATE ev SET name = 'bulk' WHERE id <= 24000",  # 12,000 rows, 6 chunks
+        "DELETE FROM ev WHERE id BETWEEN 30002 AND 30100",  # 50 rows
+        "INSERT INTO ev VALUES (1, 'low', 1, '2024-01-01'), (39999, 'high', 2, '2024-01-01')",
+    )
+    result = job.run(debug=True)
+    assert result.returncode == 0, result.stderr
+    assert "ev_out: 12052 keys applied in two transactions at once" in result.stderr
+    found = LINE.search(result.stderr)
+    assert found and found.group(3, 4, 5) == ("2", "12000", "50"), result.stderr
+    job.equal()
+    assert changes(job.report()) == (0, 0, 0)
