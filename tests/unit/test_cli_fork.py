@@ -30,7 +30,9 @@ def fresh(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complet
 @pytest.mark.skipif(not cli_fork.ENABLED, reason="ETLRUN_TEST_FORK=0: no zygote to compare")
 def test_a_forked_command_answers_as_a_new_interpreter(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(SPEC)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # as run_cli's environment (this tree first on PYTHONPATH): the zygote serves one PYTHONPATH
+    path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": path}
     cases = [
         (["--help"], env),
         (["validate", "job.yaml"], {**env, "FORK_SOURCE": "sqlite:///in.db"}),  # folder, env
