@@ -219,7 +219,7 @@ def table_context(
             ctx.bounds = catalog.key_bounds(
                 name, ctx.key, where, ctx.rows, chunk_rows, key_integer, text=key_arrow == "string"
             )
-    if sizes:  # decoding sample rows: ~70 ms of a run's planning on the 2-core machine
+    if sizes:  # a query for sample rows and decoding them, for a figure only `plan` shows
         ctx.bytes = int(catalog.sample_row_bytes(ctx.select(), ctx.read_schema) * ctx.rows)
     return ctx
 
